@@ -1,0 +1,176 @@
+"""Start and stop one OVS/OVN daemon by pidfile.
+
+OVS and OVN daemons all follow one convention: `--detach` returns once the
+daemon is ready, `--pidfile` names it, `--log-file` and `--unixctl` keep
+several instances apart on one machine. Sandboxes stop daemons after a
+crash from nothing but the state directory, so stopping works from the
+pidfile alone and checks the pid still belongs to that program (pids get
+reused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import structlog
+
+from sandbox import netns
+
+log = structlog.get_logger(__name__)
+
+
+class DaemonError(RuntimeError):
+    """A daemon failed to start; the message carries the tail of its log."""
+
+
+def private_env(run_dir: Path) -> dict[str, str]:
+    """Environment that points every OVS/OVN tool at this instance only."""
+    d = str(run_dir)
+    return {
+        "OVS_RUNDIR": d,
+        "OVS_LOGDIR": d,
+        "OVS_DBDIR": d,
+        "OVS_SYSCONFDIR": d,
+        "OVN_RUNDIR": d,
+        "OVN_LOGDIR": d,
+        "OVN_DBDIR": d,
+        "OVN_SYSCONFDIR": d,
+    }
+
+
+def log_tail(log_file: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start(
+    program: str,
+    args: Sequence[str],
+    *,
+    run_dir: Path,
+    name: str,
+    netns_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    unixctl: bool = True,
+    timeout: float = 30.0,
+) -> int:
+    """Run `program` detached with pidfile/log/ctl under run_dir; return its pid.
+
+    The daemon's files are `<run_dir>/<name>.pid|.log|.ctl`.
+    """
+    pidfile = run_dir / f"{name}.pid"
+    logfile = run_dir / f"{name}.log"
+    argv = [
+        program,
+        *args,
+        f"--pidfile={pidfile}",
+        f"--log-file={logfile}",
+        "--detach",
+        "--no-chdir",
+        "-vconsole:off",
+        "-vfile:info",
+    ]
+    if unixctl:
+        argv.append(f"--unixctl={run_dir / (name + '.ctl')}")
+    full_env = {**os.environ, **private_env(run_dir), **(env or {})}
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run(
+            netns.command(netns_name, argv),
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        stop(pidfile, program)
+        raise DaemonError(f"{name}: not ready after {timeout}s\n{log_tail(logfile)}") from e
+    if res.returncode != 0:
+        raise DaemonError(
+            f"{name}: {program} exited {res.returncode}: {res.stderr.strip()}\n{log_tail(logfile)}"
+        )
+    pid = read_pid(pidfile, program)
+    if pid is None:
+        raise DaemonError(f"{name}: no live process in {pidfile}\n{log_tail(logfile)}")
+    log.debug(
+        "daemon started",
+        daemon=name,
+        pid=pid,
+        netns=netns_name,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+    return pid
+
+
+def read_pid(pidfile: Path, program: str | None = None) -> int | None:
+    """The pid in the file if that process is alive (and runs `program`)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return None
+    if program is not None:
+        exe = cmdline.split(b"\0", 1)[0].decode(errors="replace")
+        if os.path.basename(exe) != os.path.basename(program):
+            return None
+    return pid
+
+
+def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> None:
+    """SIGTERM the daemon named by the pidfile, SIGKILL if it lingers; idempotent."""
+    pid = read_pid(pidfile, program)
+    if pid is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and read_pid(pidfile, program) == pid:
+                time.sleep(0.01)
+            if read_pid(pidfile, program) != pid:
+                break
+        _reap(pid)
+    pidfile.unlink(missing_ok=True)
+
+
+def _reap(pid: int) -> None:
+    # Detached daemons are reparented to PID 1, which may not reap them; when
+    # this process is their subreaper, collect the zombie here.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+class ToolError(RuntimeError):
+    """An OVS/OVN command-line tool failed; the message has its argv and stderr."""
+
+
+def tool(argv: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 60) -> str:
+    """Run an ovs-*/ovn-* client tool and return its stdout stripped."""
+    if shutil.which(argv[0]) is None:
+        raise FileNotFoundError(f"{argv[0]} is not installed")
+    res = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    if res.returncode != 0:
+        raise ToolError(f"{' '.join(argv)} exited {res.returncode}: {res.stderr.strip()}")
+    return res.stdout.strip()
