@@ -1,0 +1,37 @@
+"""Prometheus metrics of the controller, defined once so modules share them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILE_SECONDS = Histogram(
+    "kovn_controller_reconcile_duration_seconds",
+    "Time to reconcile one object, by kind and outcome.",
+    ["kind", "outcome"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_DEPTH = Gauge(
+    "kovn_controller_queue_depth",
+    "Objects waiting in the work queue, by kind.",
+    ["kind"],
+)
+NB_TXN_SECONDS = Histogram(
+    "kovn_controller_nb_transaction_duration_seconds",
+    "Time to commit one NB transaction.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+NB_TXN_ROWS = Histogram(
+    "kovn_controller_nb_transaction_rows",
+    "Rows asked for (ensured or removed) per NB transaction.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+NB_ROWS_WRITTEN = Counter(
+    "kovn_controller_nb_rows_written_total",
+    "NB rows actually created, changed or removed.",
+)
+SUBNET_ADDRESSES = Gauge(
+    "kovn_controller_subnet_addresses",
+    "Addresses per subnet and family as last reported by ipam.",
+    ["subnet", "family", "state"],
+)
+IS_LEADER = Gauge("kovn_controller_leader", "1 while this replica holds the Lease.")

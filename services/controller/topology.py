@@ -1,0 +1,147 @@
+"""Translate subnets, nodes and pod NICs into the NB rows kovn wants.
+
+Pure functions, no I/O: the same inputs always give the same rows (and
+hashes), which is what lets a restart recompute the topology and find that
+nothing needs writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from services.controller.nb.rows import DesiredRow
+from services.controller.subnet_spec import SubnetSpec
+
+CLUSTER_ROUTER = "kovn-cluster"
+
+
+def router_port_name(subnet: str) -> str:
+    return f"{CLUSTER_ROUTER}-{subnet}"
+
+
+def switch_router_port_name(subnet: str) -> str:
+    return f"{subnet}-{CLUSTER_ROUTER}"
+
+
+def pod_port_name(namespace: str, pod: str, nic: str = "") -> str:
+    """LSP name of a pod NIC (Kube-OVN's `<pod>.<namespace>` for eth0)."""
+    if nic in ("", "eth0"):
+        return f"{pod}.{namespace}"
+    return f"{pod}.{namespace}.{nic}"
+
+
+def node_port_name(node: str) -> str:
+    return f"node-{node}"
+
+
+def router_mac(subnet: str) -> str:
+    """A stable locally administered unicast MAC for a subnet's router port."""
+    digest = hashlib.blake2b(subnet.encode(), digest_size=4).digest()
+    return "0a:5e:" + ":".join(f"{b:02x}" for b in digest)
+
+
+def router_row() -> DesiredRow:
+    return DesiredRow(
+        table="Logical_Router",
+        name=CLUSTER_ROUTER,
+        owner=f"router/{CLUSTER_ROUTER}",
+    )
+
+
+def subnet_rows(spec: SubnetSpec) -> list[DesiredRow]:
+    """A subnet's switch, and its router port on both sides of the link."""
+    labels = {
+        "kovn-cidrs": ",".join(spec.cidr_strings),
+        "kovn-gateways": ",".join(spec.gateway_strings),
+    }
+    if spec.mtu:
+        labels["kovn-mtu"] = str(spec.mtu)
+    if spec.gateway_type != "distributed":
+        labels["kovn-gateway-type"] = spec.gateway_type
+    if spec.private:
+        labels["kovn-private"] = "true"
+        labels["kovn-allow-subnets"] = ",".join(spec.allow_subnets)
+    if spec.nat_outgoing:
+        labels["kovn-nat-outgoing"] = "true"
+    if spec.vlan:
+        labels["kovn-vlan"] = spec.vlan
+    if spec.provider:
+        labels["kovn-provider"] = spec.provider
+    owner = f"subnet/{spec.name}"
+    networks = [
+        f"{gw}/{cidr.prefixlen}" for cidr, gw in zip(spec.cidrs, spec.gateways, strict=True)
+    ]
+    lrp = router_port_name(spec.name)
+    return [
+        DesiredRow("Logical_Switch", spec.name, owner, labels=labels),
+        DesiredRow(
+            "Logical_Router_Port",
+            lrp,
+            owner,
+            columns={"mac": router_mac(spec.name), "networks": networks},
+            parent=CLUSTER_ROUTER,
+        ),
+        DesiredRow(
+            "Logical_Switch_Port",
+            switch_router_port_name(spec.name),
+            owner,
+            columns={"type": "router", "addresses": ["router"], "options": {"router-port": lrp}},
+            parent=spec.name,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class NicAddress:
+    """What ipam gave one NIC: its MAC and addresses with prefix."""
+
+    mac: str
+    #: "10.16.0.5/16" style, one per family.
+    addresses: tuple[str, ...]
+
+    @property
+    def ips(self) -> list[str]:
+        return [a.split("/", 1)[0] for a in self.addresses]
+
+
+def _port_columns(addr: NicAddress, node: str, port_security: bool) -> dict[str, object]:
+    entry = " ".join([addr.mac, *addr.ips])
+    columns: dict[str, object] = {
+        "addresses": [entry],
+        "options": {"requested-chassis": node} if node else {},
+    }
+    columns["port_security"] = [entry] if port_security else []
+    return columns
+
+
+def pod_port_row(
+    namespace: str,
+    pod: str,
+    nic: str,
+    subnet: str,
+    addr: NicAddress,
+    node: str,
+    *,
+    port_security: bool = True,
+) -> DesiredRow:
+    nic = nic or "eth0"
+    return DesiredRow(
+        "Logical_Switch_Port",
+        pod_port_name(namespace, pod, nic),
+        f"pod/{namespace}/{pod}/{nic}",
+        columns=_port_columns(addr, node, port_security),  # type: ignore[arg-type]
+        parent=subnet,
+        labels={"pod": f"{namespace}/{pod}", "nic": nic},
+    )
+
+
+def node_port_row(node: str, join_subnet: str, addr: NicAddress) -> DesiredRow:
+    return DesiredRow(
+        "Logical_Switch_Port",
+        node_port_name(node),
+        f"node/{node}",
+        columns=_port_columns(addr, node, True),  # type: ignore[arg-type]
+        parent=join_subnet,
+        labels={"node": node},
+    )
