@@ -1,0 +1,202 @@
+"""The server interceptor every kovn service runs behind.
+
+It does, for every call and in one place: bind a request id into the
+structlog context (taken from the caller's `x-request-id` metadata or made
+up) so every log line of the call carries it; count and time the call for
+Prometheus; refuse new work while the server drains; and turn the project's
+typed errors into gRPC status codes (anything else is a bug: INTERNAL,
+logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+
+from services.common.errors import FIELD_METADATA_KEY, KovnError
+from services.common.grpc_types import Context, MethodHandler
+from services.common.logging import get_logger
+from services.common.metrics import GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
+
+log = get_logger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+# Calls that must keep working while draining: probes and reflection.
+ALWAYS_ALLOWED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class ServerState:
+    """What the interceptor needs to know about the server it runs in."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.draining = False
+        self.in_flight = 0
+        self._idle: list[Callable[[], None]] = []
+
+    def on_idle(self, callback: Callable[[], None]) -> None:
+        self._idle.append(callback)
+
+    def enter(self) -> None:
+        # Probes and reflection are not counted: a health Watch stream may stay
+        # open for the life of the server and must not hold up draining.
+        self.in_flight += 1
+        GRPC_IN_FLIGHT.labels(self.service).inc()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        GRPC_IN_FLIGHT.labels(self.service).dec()
+        if self.in_flight == 0:
+            for callback in self._idle:
+                callback()
+
+
+def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:
+    for k, v in details.invocation_metadata or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
+class ChassisInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> MethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method
+        request_id = _metadata(details, REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
+        exempt = method.startswith(ALWAYS_ALLOWED)
+        call = _Call(self.state, method, request_id, exempt)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                call.wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                call.wrap_stream(handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                call.wrap_unary(handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            call.wrap_stream(handler.stream_stream),  # type: ignore[arg-type]
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class _Call:
+    """Bookkeeping for one call: context, metrics, error mapping."""
+
+    def __init__(self, state: ServerState, method: str, request_id: str, exempt: bool) -> None:
+        self.state = state
+        self.method = method
+        self.short = method.rsplit("/", 1)[-1]
+        self.request_id = request_id
+        self.exempt = exempt
+
+    async def _before(self, context: Context) -> None:
+        if self.state.draining and not self.exempt:
+            await self._abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "server is shutting down; retry on another replica",
+            )
+
+    async def _abort(
+        self,
+        context: Context,
+        code: grpc.StatusCode,
+        message: str,
+        field: str | None = None,
+    ) -> None:
+        trailers: list[tuple[str, str]] = [(REQUEST_ID_KEY, self.request_id)]
+        if field:
+            trailers.append((FIELD_METADATA_KEY, field))
+        self.code = code
+        await context.abort(code, message, tuple(trailers))
+
+    async def _on_error(self, context: Context, err: BaseException) -> None:
+        if isinstance(err, KovnError):
+            log.info("request failed", code=err.status.name, error=str(err))
+            await self._abort(context, err.status, str(err), err.field)
+        log.exception("bug: unexpected error", error_type=type(err).__name__)
+        await self._abort(
+            context,
+            grpc.StatusCode.INTERNAL,
+            f"internal error ({type(err).__name__}); request id {self.request_id}",
+        )
+
+    def _finish(self, context: Context, started: float) -> None:
+        code = getattr(self, "code", None) or context.code() or grpc.StatusCode.OK
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        service = self.state.service
+        GRPC_REQUESTS.labels(service, self.short, name).inc()
+        GRPC_LATENCY.labels(service, self.short).observe(time.perf_counter() - started)
+
+    def wrap_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def handle(request: Any, context: Context) -> Any:
+            started = time.perf_counter()
+            if not self.exempt:
+                self.state.enter()
+            with structlog.contextvars.bound_contextvars(
+                request_id=self.request_id, method=self.method
+            ):
+                try:
+                    await self._before(context)
+                    context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+                    return await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as err:
+                    await self._on_error(context, err)
+                finally:
+                    self._finish(context, started)
+                    if not self.exempt:
+                        self.state.leave()
+
+        return handle
+
+    def wrap_stream(
+        self, inner: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            if not self.exempt:
+                self.state.enter()
+            with structlog.contextvars.bound_contextvars(
+                request_id=self.request_id, method=self.method
+            ):
+                try:
+                    await self._before(context)
+                    async for item in inner(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as err:
+                    await self._on_error(context, err)
+                finally:
+                    self._finish(context, started)
+                    if not self.exempt:
+                        self.state.leave()
+
+        return handle

@@ -1,0 +1,191 @@
+"""Kubernetes client plumbing shared by kovn services.
+
+`connect` builds a kubernetes-asyncio ApiClient from a kubeconfig path or,
+with none given, from the in-cluster service account. `KubeClient` talks
+JSON dicts over that ApiClient: kovn reads a handful of fields from many
+thousands of objects, and kubernetes-asyncio's model deserialisation costs
+far more than the JSON parse itself. Failures become `KubeError` with the
+API's status code and reason, so callers can tell a 404 from a 409 from a
+410 Gone without parsing messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class KubeError(Exception):
+    """A failed API call: HTTP status (0: no response), reason and message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (0, 429, 500, 502, 503, 504)
+
+
+async def connect(kubeconfig: str = "", *, pool_size: int = 128) -> client.ApiClient:
+    """An ApiClient for `kubeconfig`, or the in-cluster account when empty."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        await config.load_kube_config(
+            config_file=kubeconfig, client_configuration=configuration, persist_config=False
+        )
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def resource_path(
+    group: str, version: str, plural: str, namespace: str = "", name: str = "", sub: str = ""
+) -> str:
+    """The REST path of a collection or object ("" group: the core API)."""
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural}"
+    if name:
+        base += f"/{name}"
+    if sub:
+        base += f"/{sub}"
+    return base
+
+
+async def _error(resp: Any) -> KubeError:
+    body = await resp.read()
+    try:
+        status = json.loads(body)
+        return KubeError(resp.status, status.get("reason", ""), status.get("message", ""))
+    except ValueError:
+        return KubeError(resp.status, resp.reason or "", body.decode(errors="replace")[:300])
+
+
+class KubeClient:
+    """JSON-dict access to the API through a kubernetes-asyncio ApiClient."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        request_timeout: float | None = 30.0,
+    ) -> Obj:
+        try:
+            resp = await self.api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=request_timeout,
+            )
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        except OSError as exc:
+            raise KubeError(0, "ConnectionError", str(exc)) from None
+        except TimeoutError:
+            raise KubeError(0, "Timeout", f"{method} {path}") from None
+        try:
+            if not 200 <= resp.status <= 299:
+                raise await _error(resp)
+            data: Obj = json.loads(await resp.read())
+            return data
+        finally:
+            resp.release()
+
+    async def get(self, path: str) -> Obj:
+        return await self.request("GET", path)
+
+    async def create(self, path: str, body: Obj) -> Obj:
+        return await self.request("POST", path, body=body)
+
+    async def merge_patch(self, path: str, patch: Obj) -> Obj:
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def replace(self, path: str, body: Obj) -> Obj:
+        return await self.request("PUT", path, body=body)
+
+    async def delete(self, path: str) -> Obj:
+        return await self.request("DELETE", path)
+
+    async def list(self, path: str, *, limit: int = 500) -> tuple[list[Obj], str]:
+        """Every item of a collection (paged) and the list's resourceVersion."""
+        items: list[Obj] = []
+        token = ""
+        while True:
+            query: dict[str, str | int] = {"limit": limit}
+            if token:
+                query["continue"] = token
+            page = await self.request("GET", path, query=query, request_timeout=120.0)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                return items, str(meta.get("resourceVersion", ""))
+
+    async def watch(
+        self, path: str, resource_version: str, *, timeout_seconds: int = 300
+    ) -> AsyncIterator[Obj]:
+        """Watch events (dicts with type and object) from `resource_version`.
+
+        Ends when the server closes the stream; a 410 arrives as an ERROR
+        event, as the API sends it.
+        """
+        query: dict[str, str | int] = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_seconds,
+        }
+        try:
+            resp = await self.api.call_api(
+                path,
+                "GET",
+                query_params=list(query.items()),
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=None,
+            )
+        except OSError as exc:
+            raise KubeError(0, "ConnectionError", str(exc)) from None
+        try:
+            if not 200 <= resp.status <= 299:
+                raise await _error(resp)
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip():
+                yield json.loads(buffer)
+        finally:
+            resp.close()

@@ -1,0 +1,92 @@
+"""Fixtures that run a chassis service as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    addresses: dict[str, str]
+    tmp: Path
+    stderr_path: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+
+def wait_ready(
+    popen: subprocess.Popen[bytes], ready: Path, timeout: float = 20.0
+) -> dict[str, str]:
+    """Wait for the ready file (a process in another address space gives no event to await)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready.exists():
+            addresses: dict[str, str] = json.loads(ready.read_text())
+            return addresses
+        if popen.poll() is not None:
+            raise AssertionError(f"service exited early with {popen.returncode}")
+        time.sleep(0.02)
+    raise AssertionError("service did not become ready")
+
+
+def start_service(argv: list[str], tmp: Path, name: str = "svc") -> Proc:
+    ready = tmp / f"{name}.ready"
+    stderr_path = tmp / f"{name}.log"
+    popen = subprocess.Popen(
+        [*argv, "--ready-file", str(ready), "--log-format", "json"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_path.open("wb"),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        addresses = wait_ready(popen, ready)
+    except AssertionError:
+        popen.kill()
+        popen.wait()
+        raise AssertionError(stderr_path.read_text()) from None
+    return Proc(popen, addresses, tmp, stderr_path)
+
+
+def stop(proc: Proc) -> None:
+    if proc.popen.poll() is None:
+        proc.popen.send_signal(signal.SIGKILL)
+    proc.popen.wait(timeout=10)
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[Proc]:
+    proc = start_service(
+        [
+            sys.executable, "-m", "tests.integration.chassis.sleeper",
+            "--listen", "127.0.0.1:0",
+            "--socket", str(tmp_path / "sleeper.sock"),
+            "--metrics", "127.0.0.1:0",
+            "--grace-period", "10",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    yield proc
+    stop(proc)
+
+
+def grpcurl(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GRPCURL, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
