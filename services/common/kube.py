@@ -46,7 +46,7 @@ async def connect(kubeconfig: str = "", *, pool_size: int = 128) -> client.ApiCl
             config_file=kubeconfig, client_configuration=configuration, persist_config=False
         )
     else:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 
