@@ -11,6 +11,7 @@ reused).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -81,6 +82,7 @@ def start(
     ]
     if unixctl:
         argv.append(f"--unixctl={run_dir / (name + '.ctl')}")
+    become_subreaper()
     full_env = {**os.environ, **private_env(run_dir), **(env or {})}
     t0 = time.monotonic()
     try:
@@ -132,7 +134,11 @@ def read_pid(pidfile: Path, program: str | None = None) -> int | None:
 
 
 def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> None:
-    """SIGTERM the daemon named by the pidfile, SIGKILL if it lingers; idempotent."""
+    """SIGTERM the daemon named by the pidfile, SIGKILL if it lingers; idempotent.
+
+    Returns once the process is gone, not merely once its pidfile is (the
+    daemons remove the pidfile on the way out, before they exit).
+    """
     pid = read_pid(pidfile, program)
     if pid is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -141,19 +147,35 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and read_pid(pidfile, program) == pid:
-                time.sleep(0.01)
-            if read_pid(pidfile, program) != pid:
+            while time.monotonic() < deadline and netns.pid_alive(pid):
+                time.sleep(0.005)
+            if not netns.pid_alive(pid):
                 break
         _reap(pid)
     pidfile.unlink(missing_ok=True)
 
 
 def _reap(pid: int) -> None:
-    # Detached daemons are reparented to PID 1, which may not reap them; when
-    # this process is their subreaper, collect the zombie here.
+    # Detached daemons are reparented to their nearest subreaper; when that is
+    # this process, collect the zombie now so no trace of the daemon remains.
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, 0)
+
+
+_subreaper = False
+
+
+def become_subreaper() -> None:
+    """Make this process adopt the daemons it detaches (PR_SET_CHILD_SUBREAPER).
+
+    PID 1 here reaps orphans only every second or so; adopting them lets
+    stop() reap at once, so a finished test leaves not even a zombie.
+    """
+    global _subreaper
+    if not _subreaper:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        _subreaper = True
 
 
 class ToolError(RuntimeError):

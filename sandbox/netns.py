@@ -66,6 +66,7 @@ def pids(name: str) -> list[int]:
 def kill_all(name: str, timeout: float = 5.0) -> None:
     """SIGTERM everything inside the namespace, then SIGKILL what is left."""
     victims = [p for p in pids(name) if p != os.getpid()]
+    everyone = list(victims)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
@@ -76,7 +77,11 @@ def kill_all(name: str, timeout: float = 5.0) -> None:
             if victims:
                 time.sleep(0.02)
         if not victims:
-            return
+            break
+    for pid in everyone:
+        # Reap the ones this process adopted (see daemon.become_subreaper).
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def pid_alive(pid: int) -> bool:

@@ -44,6 +44,20 @@ class OvsNode:
 
     def start(self) -> None:
         """Start from a fresh database; returns when every daemon is ready."""
+        self.start_ovs()
+        if self.ovn_remote is not None:
+            try:
+                self.start_ovn()
+            except BaseException:
+                self.stop()
+                raise
+
+    def start_ovs(self) -> None:
+        """ovsdb-server (fresh db) and ovs-vswitchd only.
+
+        Callers that must build bridges (e.g. the underlay on br-phy) before
+        ovn-controller tries to reach OVN call this, then start_ovn().
+        """
         if not netns.exists(self.netns):
             raise netns.NetnsError(f"node {self.name}: netns {self.netns!r} does not exist")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -70,21 +84,25 @@ class OvsNode:
                 name="ovs-vswitchd",
                 netns_name=self.netns,
             )
-            if self.ovn_remote is not None:
-                if self.configure_ovn:
-                    self.vsctl("--no-wait", "set", "Open_vSwitch", ".", *self._ovn_ids())
-                daemon.start(
-                    "ovn-controller",
-                    [self.db_remote],
-                    run_dir=self.run_dir,
-                    name="ovn-controller",
-                    netns_name=self.netns,
-                    # 23.03 rejects --unixctl; it uses $OVN_RUNDIR/ovn-controller.<pid>.ctl.
-                    unixctl=False,
-                )
         except BaseException:
             self.stop()
             raise
+
+    def start_ovn(self) -> None:
+        """ovn-controller (after start_ovs), with the chassis settings when configure_ovn."""
+        if self.ovn_remote is None:
+            raise ValueError(f"node {self.name}: ovn_remote is not set")
+        if self.configure_ovn:
+            self.vsctl("--no-wait", "set", "Open_vSwitch", ".", *self._ovn_ids())
+        daemon.start(
+            "ovn-controller",
+            [self.db_remote],
+            run_dir=self.run_dir,
+            name="ovn-controller",
+            netns_name=self.netns,
+            # 23.03 rejects --unixctl; it uses $OVN_RUNDIR/ovn-controller.<pid>.ctl.
+            unixctl=False,
+        )
 
     def _ovn_ids(self) -> list[str]:
         ids = {
