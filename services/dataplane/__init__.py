@@ -1,0 +1,1 @@
+"""The node dataplane: serves CNI calls, plugs pods into OVS, bootstraps the node."""

@@ -1,0 +1,354 @@
+"""CNI ADD, DEL, CHECK, STATUS and GC on this node.
+
+Requests arrive already validated by `cni_shim.spec.parse`. ADD asks the
+controller for the pod's network, builds the veth and the pod side, plugs
+the host end in one OVSDB transaction, waits (on an OVSDB notification) for
+ovn-installed and only then records the attachment as acknowledged; any
+failure undoes every step in reverse order. DEL and GC are best effort and
+idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import structlog
+from pyroute2.netlink.exceptions import NetlinkError
+
+from cni_shim import spec
+from cni_shim.spec import CniError, Request
+from services.api.controller.v1 import controller_pb2
+from services.common.ovsdb import Ovsdb, OvsdbError
+from services.dataplane import metrics, netlink, ovsport
+from services.dataplane.attachment import Attachment, host_ifname
+from services.dataplane.locks import KeyedLocks
+
+log = structlog.get_logger(__name__)
+
+
+class PodNetworks(Protocol):
+    """Where ADD learns a pod NIC's network (the controller)."""
+
+    async def get(
+        self, namespace: str, name: str, nic: str, pod_uid: str, timeout: float
+    ) -> controller_pb2.PodNetwork: ...
+
+
+Undo = Callable[[], Awaitable[Any]]
+
+
+def pod_identity(request: Request) -> tuple[str, str, str]:
+    args = request.args
+    name = args.get("K8S_POD_NAME", "")
+    if not name:
+        raise CniError(spec.INVALID_ENV, "CNI_ARGS: K8S_POD_NAME missing")
+    return args.get("K8S_POD_NAMESPACE", "") or "default", name, args.get("K8S_POD_UID", "")
+
+
+def build_result(pn: controller_pb2.PodNetwork, request: Request, host_mac: str) -> dict[str, Any]:
+    """The 1.1.0-shaped CNI result of an attachment."""
+    pod_iface: dict[str, Any] = {"name": request.ifname, "mac": pn.mac, "sandbox": request.netns}
+    if pn.mtu:
+        pod_iface["mtu"] = pn.mtu
+    ips = [
+        {"address": ip.address, **({"gateway": ip.gateway} if ip.gateway else {}), "interface": 1}
+        for ip in pn.ips
+    ]
+    routes: list[dict[str, str]] = []
+    if pn.routes:
+        for r in pn.routes:
+            routes.append({"dst": r.destination, **({"gw": r.gateway} if r.gateway else {})})
+    else:
+        seen: set[bool] = set()
+        for ip in pn.ips:
+            v6 = ":" in ip.address
+            if ip.gateway and v6 not in seen:
+                seen.add(v6)
+                routes.append({"dst": "::/0" if v6 else "0.0.0.0/0", "gw": ip.gateway})
+    return {
+        "cniVersion": spec.LATEST,
+        "interfaces": [{"name": host_ifname(request.container_id, request.ifname), "mac": host_mac},
+                       pod_iface],
+        "ips": ips,
+        "routes": routes,
+        "dns": {},
+    }  # fmt: skip
+
+
+def _check_pod_network(pn: controller_pb2.PodNetwork) -> None:
+    for key in ("logical_port", "mac"):
+        if not getattr(pn, key):
+            raise CniError(spec.POD_NETWORK_REFUSED, f"controller answer lacks {key}")
+    if not pn.ips:
+        raise CniError(spec.POD_NETWORK_REFUSED, "controller answer has no IP addresses")
+
+
+class CniHandler:
+    """Serves validated CNI requests for one node."""
+
+    def __init__(
+        self,
+        db: Ovsdb,
+        pods: PodNetworks,
+        *,
+        bridge: str,
+        ovn_install_timeout: float,
+        controller_timeout: float,
+        max_parallel: int,
+        ready: Callable[[], bool],
+    ) -> None:
+        self.db = db
+        self.pods = pods
+        self.bridge = bridge
+        self.ovn_install_timeout = ovn_install_timeout
+        self.controller_timeout = controller_timeout
+        self._parallel = asyncio.Semaphore(max_parallel)
+        self._locks = KeyedLocks()
+        self._ready = ready
+
+    async def handle(self, request: Request) -> bytes:
+        """Serve one request; returns stdout bytes or raises CniError."""
+        if request.command == "ADD":
+            async with self._locks.hold((request.container_id, request.ifname)):
+                return await self.add(request)
+        if request.command == "DEL":
+            async with self._locks.hold((request.container_id, request.ifname)):
+                await self.delete(request.container_id, request.ifname)
+            return b""
+        if request.command == "CHECK":
+            async with self._locks.hold((request.container_id, request.ifname)):
+                await self.check(request)
+            return b""
+        if request.command == "STATUS":
+            await self.status()
+            return b""
+        if request.command == "GC":
+            await self.gc(request)
+            return b""
+        raise CniError(spec.INVALID_ENV, f"CNI_COMMAND: {request.command} is not served here")
+
+    # -- ADD ---------------------------------------------------------------
+
+    async def add(self, request: Request) -> bytes:
+        import json
+
+        namespace, name, pod_uid = pod_identity(request)
+        cid, ifname, netns = request.container_id, request.ifname, request.netns
+        existing = await ovsport.find(self.db, cid, ifname)
+        if existing is not None:
+            if existing.acked and existing.netns == netns and existing.result:
+                # A retried ADD (the runtime lost our answer): same answer again.
+                return json.dumps(spec.convert_result(existing.result, request.version)).encode()
+            await self.delete(cid, ifname)
+        for other in await ovsport.attachments(self.db):
+            if other.netns == netns and other.ifname == ifname and other.container_id != cid:
+                raise CniError(
+                    spec.IFNAME_TAKEN,
+                    f"CNI_IFNAME: {ifname} in {netns} already belongs to container "
+                    f"{other.container_id}",
+                )
+        if not os.path.exists(netns):
+            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {netns} does not exist")
+        pn = await self.pods.get(namespace, name, ifname, pod_uid, self.controller_timeout)
+        _check_pod_network(pn)
+        host = host_ifname(cid, ifname)
+        undo: list[Undo] = []
+        started = time.monotonic()
+        try:
+            async with self._parallel:
+                host_mac = await self._build_veth(request, pn, host, undo)
+            result = build_result(pn, request, host_mac)
+            a = Attachment(
+                container_id=cid,
+                ifname=ifname,
+                netns=netns,
+                host_ifname=host,
+                namespace=namespace,
+                name=name,
+                pod_uid=pod_uid or pn.pod_uid,
+                logical_port=pn.logical_port,
+                mac=pn.mac,
+                ips=[ip.address for ip in pn.ips],
+                network=str(request.config.get("name", "")),
+                result=result,
+            )
+            await ovsport.plug(self.db, self.bridge, a, ingress_rate_bps=pn.qos.ingress_rate_bps)
+            undo.append(lambda: ovsport.unplug(self.db, [host]))
+            plugged = time.monotonic()
+            try:
+                await ovsport.wait_installed(self.db, host, self.ovn_install_timeout)
+            except TimeoutError:
+                raise CniError(
+                    spec.TRY_AGAIN,
+                    f"ovn-controller did not install port {pn.logical_port} "
+                    f"within {self.ovn_install_timeout:g}s",
+                ) from None
+            metrics.OVN_INSTALLED_WAIT.observe(time.monotonic() - plugged)
+            await ovsport.mark_acked(self.db, host)
+        except BaseException as exc:
+            await self._rollback(undo, cid, ifname)
+            if isinstance(exc, netlink.IfnameTaken):
+                raise CniError(
+                    spec.IFNAME_TAKEN, f"CNI_IFNAME: {ifname} already exists in {netns}"
+                ) from None
+            if isinstance(exc, netlink.NetnsMissing):
+                raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {exc}") from None
+            if isinstance(exc, OvsdbError):
+                raise CniError(spec.TRY_AGAIN, f"OVSDB: {exc}") from None
+            raise
+        log.info(
+            "cni_add",
+            container_id=cid,
+            ifname=ifname,
+            pod=f"{namespace}/{name}",
+            port=pn.logical_port,
+            host_ifname=host,
+            seconds=round(time.monotonic() - started, 4),
+        )
+        return json.dumps(spec.convert_result(result, request.version)).encode()
+
+    async def _build_veth(
+        self, request: Request, pn: controller_pb2.PodNetwork, host: str, undo: list[Undo]
+    ) -> str:
+        async with netlink.route() as ipr:
+            if await netlink.index_of(ipr, host) is not None:
+                # Left by an ADD that died half-way; the name is ours by construction.
+                await netlink.delete_link(ipr, host)
+            await netlink.create_veth(ipr, host, request.ifname, request.netns, pn.mtu)
+            undo.append(lambda: self._delete_veth(host))
+            index = await netlink.index_of(ipr, host)
+            await ipr.link("set", index=index, state="up")
+            link = (await ipr.link("get", index=index))[0]
+            host_mac = str(link.get("address") or "")
+        netlink.offloads_off(host)
+        routes = [(r["dst"], r.get("gw", "")) for r in build_result(pn, request, "")["routes"]]
+        await netlink.configure_pod(
+            request.netns,
+            request.ifname,
+            mac=pn.mac,
+            mtu=pn.mtu,
+            addresses=[ip.address for ip in pn.ips],
+            routes=routes,
+            egress_rate_bps=pn.qos.egress_rate_bps,
+        )
+        return host_mac
+
+    async def _rollback(self, undo: list[Undo], cid: str, ifname: str) -> None:
+        for step in reversed(undo):
+            try:
+                await asyncio.shield(step())
+            except Exception:
+                log.exception("cni_rollback_step_failed", container_id=cid, ifname=ifname)
+
+    async def _delete_veth(self, host: str) -> bool:
+        async with netlink.route() as ipr:
+            return await netlink.delete_link(ipr, host)
+
+    # -- DEL / GC ----------------------------------------------------------
+
+    async def delete(self, container_id: str, ifname: str) -> None:
+        """Remove the port and the veth (its peer dies with it). Never fails on absence."""
+        host = host_ifname(container_id, ifname)
+        try:
+            await ovsport.unplug(self.db, [host])
+        except OvsdbError as err:
+            raise CniError(spec.TRY_AGAIN, f"OVSDB: {err}") from None
+        try:
+            await self._delete_veth(host)
+        except NetlinkError as err:
+            if err.code != errno.ENODEV:
+                raise
+        log.info("cni_del", container_id=container_id, ifname=ifname, host_ifname=host)
+
+    async def gc(self, request: Request) -> None:
+        raw = request.config.get("cni.dev/valid-attachments")
+        if raw is None:
+            raw = request.config.get("cni.dev/attachments", [])
+        if not isinstance(raw, list):
+            raise CniError(spec.INVALID_CONFIG, "cni.dev/valid-attachments: must be a list")
+        valid: set[tuple[str, str]] = set()
+        for item in raw:
+            if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+                raise CniError(
+                    spec.INVALID_CONFIG,
+                    f"cni.dev/valid-attachments: {item!r} lacks containerID",
+                )
+            valid.add((item["containerID"], str(item.get("ifname", ""))))
+        network = str(request.config.get("name", ""))
+        removed = 0
+        for a in await ovsport.attachments(self.db):
+            if a.network and a.network != network:
+                continue
+            if (a.container_id, a.ifname) in valid:
+                continue
+            async with self._locks.hold(a.key):
+                await self.delete(a.container_id, a.ifname)
+            removed += 1
+        log.info("cni_gc", network=network, valid=len(valid), removed=removed)
+
+    # -- CHECK / STATUS ----------------------------------------------------
+
+    async def check(self, request: Request) -> None:
+        a = await ovsport.find(self.db, request.container_id, request.ifname)
+        if a is None or not a.acked:
+            raise CniError(
+                spec.UNKNOWN_CONTAINER,
+                f"no attachment for container {request.container_id} ifname {request.ifname}",
+            )
+        problems: list[str] = []
+        if a.netns != request.netns:
+            problems.append(f"netns is {a.netns}, request says {request.netns}")
+        port = await ovsport.port_state(self.db, a.host_ifname)
+        if port is None:
+            problems.append(f"OVS port {a.host_ifname} is missing")
+        else:
+            if port["external_ids"].get("iface-id") != a.logical_port:
+                problems.append("OVS iface-id differs from the logical port")
+            if port["external_ids"].get("ovn-installed") != "true":
+                problems.append("ovn-installed is not set")
+            if port["error"]:
+                problems.append(f"OVS interface error: {port['error'][0]}")
+        async with netlink.route() as ipr:
+            if await netlink.index_of(ipr, a.host_ifname) is None:
+                problems.append(f"host veth {a.host_ifname} is missing")
+        try:
+            pod = await netlink.inspect_pod(request.netns, request.ifname)
+        except netlink.NetnsMissing as err:
+            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {err}") from None
+        if pod is None:
+            problems.append(f"{request.ifname} is missing in {request.netns}")
+        else:
+            if pod.mac.lower() != a.mac.lower():
+                problems.append(f"MAC is {pod.mac}, expected {a.mac}")
+            if not pod.up:
+                problems.append(f"{request.ifname} is down")
+            for ip in a.ips:
+                if ip not in pod.addresses:
+                    problems.append(f"address {ip} is missing")
+            prev = request.config.get("prevResult") or {}
+            for ip in prev.get("ips", []) if isinstance(prev, dict) else []:
+                address = ip.get("address") if isinstance(ip, dict) else None
+                if address and address not in pod.addresses:
+                    problems.append(f"prevResult address {address} is missing")
+            for r in a.result.get("routes", []):
+                if (r["dst"], r.get("gw", "")) not in pod.routes:
+                    problems.append(f"route {r['dst']} via {r.get('gw', 'link')} is missing")
+        if problems:
+            raise CniError(spec.CHECK_FAILED, "CHECK found differences", "; ".join(problems))
+
+    async def status(self) -> None:
+        if not self._ready():
+            raise CniError(spec.NOT_AVAILABLE, "node not bootstrapped yet")
+        if not self.db.connected:
+            raise CniError(spec.NOT_AVAILABLE, f"OVSDB at {self.db.remote} is not connected")
+        try:
+            exists = await ovsport.bridge_exists(self.db, self.bridge)
+        except (OvsdbError, TimeoutError) as err:
+            raise CniError(spec.NOT_AVAILABLE, f"OVSDB does not answer: {err}") from None
+        if not exists:
+            raise CniError(spec.NOT_AVAILABLE, f"bridge {self.bridge} is missing")

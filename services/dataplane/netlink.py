@@ -1,0 +1,227 @@
+"""Veth pairs, addresses, routes and offloads, over netlink (pyroute2).
+
+Netlink sockets for a pod's namespace are opened by switching only the
+calling thread into that namespace for the socket() call (setns is
+per-thread), which costs microseconds; pyroute2's own netns support forks a
+helper process per socket, which is slow and unsafe next to grpc's threads.
+Opening by path with O_RDONLY never creates a namespace: a missing one
+raises NetnsMissing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+_CLONE_NEWNET = 0x40000000
+_SIOCETHTOOL = 0x8946
+# Legacy ethtool "set" commands: tx checksum, TCP segmentation, generic segmentation.
+_ETHTOOL_STXCSUM = 0x17
+_ETHTOOL_STSO = 0x1F
+_ETHTOOL_SGSO = 0x24
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsMissing(Exception):
+    """The network namespace path does not exist or is not a namespace."""
+
+
+class IfnameTaken(Exception):
+    """The interface name already exists in the pod's namespace."""
+
+
+def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket created inside the network namespace at `netns`."""
+    try:
+        target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise NetnsMissing(f"{netns}: {err.strerror}") from None
+    current = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(target, _CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise NetnsMissing(f"{netns}: not a network namespace ({os.strerror(code)})")
+        try:
+            return socket.socket(family, kind, proto)
+        finally:
+            if _libc.setns(current, _CLONE_NEWNET) != 0:
+                # This thread would keep running in the pod's namespace: never.
+                os.write(2, b"kovn dataplane: cannot return to its own netns\n")
+                os._exit(70)
+    finally:
+        os.close(target)
+        os.close(current)
+
+
+@contextlib.asynccontextmanager
+async def route(netns: str | None = None) -> AsyncIterator[Any]:
+    """An AsyncIPRoute in our namespace, or in the one at path `netns`."""
+    if netns is None:
+        ipr = AsyncIPRoute()
+    else:
+        sock = ns_socket(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+        ipr = AsyncIPRoute(fileno=sock.detach())
+    async with ipr:
+        yield ipr
+
+
+def offloads_off(ifname: str, netns: str | None = None) -> None:
+    """tx checksum, TSO and GSO off: the userspace datapath needs full packets."""
+    if netns is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    else:
+        sock = ns_socket(netns, socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        for cmd in (_ETHTOOL_STXCSUM, _ETHTOOL_STSO, _ETHTOOL_SGSO):
+            value = ctypes.create_string_buffer(struct.pack("II", cmd, 0))
+            ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(value))
+            ifreq += b"\0" * (40 - len(ifreq))
+            try:
+                fcntl.ioctl(sock.fileno(), _SIOCETHTOOL, ifreq)
+            except OSError as err:
+                if err.errno != errno.EOPNOTSUPP:
+                    raise
+
+
+async def index_of(ipr: Any, ifname: str) -> int | None:
+    found = await ipr.link_lookup(ifname=ifname)
+    return int(found[0]) if found else None
+
+
+async def delete_link(ipr: Any, ifname: str) -> bool:
+    """Delete a link if it exists; True when something was deleted."""
+    try:
+        await ipr.link("del", ifname=ifname)
+    except NetlinkError as err:
+        if err.code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+            return False
+        raise
+    return True
+
+
+async def create_veth(ipr: Any, host: str, ifname: str, netns: str, mtu: int) -> None:
+    """A veth whose peer is born in the pod's namespace under `ifname`."""
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
+        extra: dict[str, Any] = {}
+        if mtu:
+            peer["mtu"] = mtu
+            extra["mtu"] = mtu
+        await ipr.link("add", ifname=host, kind="veth", peer=peer, **extra)
+    except NetlinkError as err:
+        if err.code == errno.EEXIST:
+            raise IfnameTaken(f"{ifname} or {host}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class PodLink:
+    """What the pod side of an attachment looks like right now."""
+
+    mac: str = ""
+    mtu: int = 0
+    up: bool = False
+    addresses: set[str] = field(default_factory=set)
+    routes: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+async def configure_pod(
+    netns: str,
+    ifname: str,
+    *,
+    mac: str,
+    mtu: int,
+    addresses: Iterable[str],
+    routes: Iterable[tuple[str, str]],
+    egress_rate_bps: int = 0,
+) -> None:
+    """Inside the pod: lo up, MAC/MTU, addresses, link up, routes, egress limit."""
+    async with route(netns) as ipr:
+        index = await index_of(ipr, ifname)
+        if index is None:
+            raise NetnsMissing(f"{ifname} vanished from {netns}")
+        lo = await index_of(ipr, "lo")
+        if lo is not None:
+            await ipr.link("set", index=lo, state="up")
+        settings: dict[str, Any] = {}
+        if mac:
+            settings["address"] = mac
+        if mtu:
+            settings["mtu"] = mtu
+        if settings:
+            await ipr.link("set", index=index, **settings)
+        for address in addresses:
+            iface = ipaddress.ip_interface(address)
+            # IPv6: no duplicate address detection, the address is ours (IPAM).
+            flags = {"flags": 0x02} if iface.version == 6 else {}
+            await ipr.addr(
+                "add",
+                index=index,
+                address=str(iface.ip),
+                prefixlen=iface.network.prefixlen,
+                **flags,
+            )
+        await ipr.link("set", index=index, state="up")
+        for dst, gateway in routes:
+            spec: dict[str, Any] = {"dst": dst, "oif": index}
+            if gateway:
+                spec["gateway"] = gateway
+            await ipr.route("add", **spec)
+        if egress_rate_bps:
+            burst = max(32768, egress_rate_bps // 8 // 50)
+            await ipr.tc(
+                "add", "tbf", index=index, rate=f"{egress_rate_bps}bit", burst=burst, latency="50ms"
+            )
+    offloads_off(ifname, netns)
+
+
+async def inspect_pod(netns: str, ifname: str) -> PodLink | None:
+    """The pod side as the kernel sees it; None when ifname is absent."""
+    async with route(netns) as ipr:
+        index = await index_of(ipr, ifname)
+        if index is None:
+            return None
+        links = await ipr.link("get", index=index)
+        link = links[0]
+        out = PodLink(
+            mac=str(link.get("address") or ""),
+            mtu=int(link.get("mtu") or 0),
+            up=bool(link.get("flags", 0) & 1),
+        )
+        async for addr in await ipr.addr("dump", index=index):
+            out.addresses.add(f"{addr.get('address')}/{addr.get('prefixlen')}")
+        for family in (socket.AF_INET, socket.AF_INET6):
+            async for r in await ipr.route("dump", family=family):
+                if r.get("oif") != index or r.get("table") != 254:
+                    continue
+                dst = r.get("dst")
+                dst_text = (
+                    f"{dst}/{r.get('dst_len')}"
+                    if dst
+                    else ("0.0.0.0/0" if family == socket.AF_INET else "::/0")
+                )
+                out.routes.add((dst_text, str(r.get("gateway") or "")))
+        return out
+
+
+def family_of(address: str) -> int:
+    return _family(address)

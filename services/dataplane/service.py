@@ -1,0 +1,192 @@
+"""The dataplane gRPC service: the CNI entry point for kovn-cni plus the node
+API for tooling, on the chassis (services.common.server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import structlog
+
+from cni_shim import spec
+from cni_shim.spec import CniError
+from services.api.dataplane.v1 import dataplane_pb2, dataplane_pb2_grpc
+from services.common.errors import InvalidArgument, NotFound
+from services.common.grpc_types import Context
+from services.common.health import Health
+from services.common.ovsdb import Ovsdb
+from services.common.server import Service
+from services.dataplane import metrics, node, ovsport
+from services.dataplane.attachment import Attachment
+from services.dataplane.cni import CniHandler
+from services.dataplane.config import DataplaneConfig
+from services.dataplane.controller_client import ControllerClient
+
+log = structlog.get_logger(__name__)
+
+
+def _attachment_pb(a: Attachment) -> dataplane_pb2.Attachment:
+    return dataplane_pb2.Attachment(
+        container_id=a.container_id,
+        ifname=a.ifname,
+        netns=a.netns,
+        host_ifname=a.host_ifname,
+        namespace=a.namespace,
+        name=a.name,
+        pod_uid=a.pod_uid,
+        logical_port=a.logical_port,
+        mac=a.mac,
+        ips=a.ips,
+        ovn_installed=a.ovn_installed,
+    )
+
+
+class DataplaneServicer(dataplane_pb2_grpc.DataplaneServicer):
+    def __init__(self, service: DataplaneService) -> None:
+        self._service = service
+
+    async def Cni(
+        self, request: dataplane_pb2.CniRequest, context: Context
+    ) -> dataplane_pb2.CniReply:
+        started = time.monotonic()
+        command = request.env.get("CNI_COMMAND", "")
+        command_label = command if command in spec.COMMANDS else "invalid"
+        result = "ok"
+        metrics.CNI_IN_FLIGHT.inc()
+        try:
+            stdout = await self._service.serve_cni(dict(request.env), request.stdin)
+            return dataplane_pb2.CniReply(stdout=stdout)
+        except CniError as err:
+            result = str(err.code)
+            log.info(
+                "cni_failed",
+                command=command_label,
+                code=err.code,
+                msg=err.msg,
+                container_id=request.env.get("CNI_CONTAINERID", "")[:80],
+            )
+            return dataplane_pb2.CniReply(
+                stdout=err.to_json(spec.reply_version(request.stdin)),
+                exit_code=1,
+                error_code=err.code,
+            )
+        except Exception as exc:
+            result = str(spec.DATAPLANE_FAILURE)
+            log.exception("cni_bug", command=command_label)
+            bug = CniError(spec.DATAPLANE_FAILURE, f"kovn dataplane failed: {exc!r}")
+            return dataplane_pb2.CniReply(
+                stdout=bug.to_json(spec.reply_version(request.stdin)),
+                exit_code=1,
+                error_code=bug.code,
+            )
+        finally:
+            metrics.CNI_IN_FLIGHT.dec()
+            metrics.CNI_DURATION.labels(command_label, result).observe(time.monotonic() - started)
+
+    async def ListAttachments(
+        self,
+        request: dataplane_pb2.ListAttachmentsRequest,
+        context: Context,
+    ) -> dataplane_pb2.ListAttachmentsResponse:
+        found = await ovsport.attachments(self._service.db)
+        found.sort(key=lambda a: a.key)
+        return dataplane_pb2.ListAttachmentsResponse(attachments=[_attachment_pb(a) for a in found])
+
+    async def GetAttachment(
+        self,
+        request: dataplane_pb2.GetAttachmentRequest,
+        context: Context,
+    ) -> dataplane_pb2.Attachment:
+        if not request.container_id:
+            raise InvalidArgument("must not be empty", field="container_id")
+        ifname = request.ifname or "eth0"
+        a = await ovsport.find(self._service.db, request.container_id, ifname)
+        if a is None:
+            raise NotFound(
+                f"no attachment for container {request.container_id} ifname {ifname}",
+                field="container_id",
+            )
+        return _attachment_pb(a)
+
+
+class DataplaneService(Service):
+    name = "dataplane"
+
+    def __init__(self, config: DataplaneConfig) -> None:
+        self.config = config
+        self._db: Ovsdb | None = None
+        self._handler: CniHandler | None = None
+        self._controller = ControllerClient(
+            config.controller,
+            config.node_name,
+            ca=config.controller_ca,
+            cert=config.controller_cert,
+            key=config.controller_key,
+        )
+        self._ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def db(self) -> Ovsdb:
+        if self._db is None:
+            raise CniError(spec.TRY_AGAIN, "dataplane still starting")
+        return self._db
+
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        dataplane_pb2_grpc.add_DataplaneServicer_to_server(  # type: ignore[no-untyped-call]
+            DataplaneServicer(self), server
+        )
+        return [dataplane_pb2.DESCRIPTOR.services_by_name["Dataplane"].full_name]
+
+    async def start(self, health: Health) -> None:
+        cfg = self.config
+        self._db = await ovsport.connect(cfg.ovsdb, cfg.ovsdb_timeout)
+        await node.bootstrap(self._db, cfg)
+        await node.reconcile(self._db)
+        self._handler = CniHandler(
+            self._db,
+            self._controller,
+            bridge=cfg.bridge,
+            ovn_install_timeout=cfg.ovn_install_timeout,
+            controller_timeout=cfg.controller_timeout,
+            max_parallel=cfg.max_parallel,
+            ready=lambda: self._ready,
+        )
+        self._ready = True
+        metrics.ATTACHMENTS.set_function(lambda: 0)
+        if cfg.controller:
+            self._tasks.append(asyncio.create_task(self._management_port()))
+
+    async def _management_port(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                nn = await self._controller.node_network(timeout=30)
+                if nn.logical_port:
+                    await node.plug_management_port(self.db, self.config, nn)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("management_port_retry", error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def serve_cni(self, env: dict[str, str], stdin: bytes) -> bytes:
+        request = spec.parse(env, stdin)
+        if request.command == "VERSION":
+            return spec.version_reply(stdin)
+        if self._handler is None:
+            code = spec.NOT_AVAILABLE if request.command == "STATUS" else spec.TRY_AGAIN
+            raise CniError(code, "dataplane still starting")
+        structlog.contextvars.bind_contextvars(container_id=request.container_id)
+        return await self._handler.handle(request)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._controller.close()
+        if self._db is not None:
+            await self._db.close()
