@@ -1,0 +1,203 @@
+"""`kovn sandbox ...`: up, down, status, kubeconfig and exec for a sandbox cluster.
+
+The words after `kovn sandbox` arrive in main(argv). Each command finds its
+sandbox by name (state dir /var/lib/kovn/sandbox/<name>) or by --state-dir,
+so several sandboxes coexist and `down` works from the state dir alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sandbox import cluster
+from sandbox.layout import Layout, LayoutError, check_name, default_state_dir
+
+DEFAULT_NAME = "kovn"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", default=DEFAULT_NAME, help="sandbox name (default: kovn)")
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="default: /var/lib/kovn/sandbox/NAME"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kovn sandbox", description="a kovn cluster on this machine")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="create and start a sandbox")
+    _common(p)
+    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--cni", choices=("bridge", "kovn"), default="bridge")
+    p.add_argument("--demo", action="store_true", help="reserved (accepted, ignored for now)")
+    p = sub.add_parser("down", help="stop a sandbox and remove every trace of it")
+    _common(p)
+    p.add_argument("--keep-logs", action="store_true", help="keep *.log files in the state dir")
+    p = sub.add_parser("status", help="nodes, pods and IPs")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("kubeconfig", help="print the kubeconfig path")
+    _common(p)
+    p = sub.add_parser("exec", help="run a command in a pod's network namespace")
+    _common(p)
+    p.add_argument("pod", metavar="NAMESPACE/POD")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    return ap
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    check_name(args.name)
+    return Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        state_dir = _state_dir(args)
+        cmd = args.command
+        if cmd == "up":
+            return _up(args, state_dir)
+        if cmd == "down":
+            t0 = time.monotonic()
+            found = cluster.down(state_dir, keep_logs=args.keep_logs)
+            if found:
+                print(f"sandbox {args.name} down in {time.monotonic() - t0:.1f}s")
+            else:
+                print(f"no sandbox state in {state_dir}: nothing to do")
+            return 0
+        if cmd == "kubeconfig":
+            print(cluster.load(state_dir).kubeconfig)
+            return 0
+        if cmd == "status":
+            return _status(cluster.load(state_dir), args.json)
+        if cmd == "exec":
+            return _exec(cluster.load(state_dir), args.pod, args.cmd)
+    except (LayoutError, cluster.SandboxError) as e:
+        print(f"kovn sandbox {args.command}: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _up(args: argparse.Namespace, state_dir: Path) -> int:
+    t0 = time.monotonic()
+    lay = cluster.up(args.name, state_dir, args.nodes, args.cni)
+    took = time.monotonic() - t0
+    print(f"sandbox {lay.name} up in {took:.1f}s: {len(lay.nodes)} nodes, cni {lay.cni}")
+    print(f"  state dir   {lay.state_dir}")
+    print(f"  kubeconfig  {lay.kubeconfig}")
+    print(f"  OVN NB      unix:{lay.central_dir / 'ovnnb_db.sock'}  tcp:{lay.central_ip}:6641")
+    print(f"  try: kubectl --kubeconfig {lay.kubeconfig} get nodes -o wide")
+    return 0
+
+
+async def _api_pods(lay: Layout) -> list[dict[str, Any]]:
+    from sandbox.kube import KubeClient
+
+    kube = await KubeClient.from_kubeconfig(Path(lay.kubeconfig))
+    try:
+        listing = await asyncio.wait_for(kube.get("/api/v1/pods"), 5)
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+    finally:
+        await kube.close()
+
+
+def _status(lay: Layout, as_json: bool) -> int:
+    daemons = cluster.daemons(lay)
+    pods: list[dict[str, Any]] = []
+    api_error = ""
+    if daemons["api"]["kubeapi"]:
+        try:
+            for p in asyncio.run(_api_pods(lay)):
+                st, sp, md = p.get("status", {}), p.get("spec", {}), p["metadata"]
+                pods.append(
+                    {
+                        "namespace": md["namespace"],
+                        "name": md["name"],
+                        "node": sp.get("nodeName", ""),
+                        "ip": st.get("podIP", ""),
+                        "phase": st.get("phase", "Pending"),
+                    }
+                )
+        except Exception as e:  # status must still print what it can
+            api_error = f"{type(e).__name__}: {e}"
+    else:
+        api_error = "kube API server is not running"
+    if api_error:
+        for r in cluster.pod_records(lay):
+            pods.append(
+                {
+                    "namespace": r.get("namespace", ""),
+                    "name": r.get("name", ""),
+                    "node": r.get("node", ""),
+                    "ip": ",".join(r.get("ips", [])),
+                    "phase": "Running?" if r.get("ready") else "Pending?",
+                }
+            )
+    if as_json:
+        print(json.dumps({"name": lay.name, "daemons": daemons, "pods": pods,
+                          "api_error": api_error}, indent=2))  # fmt: skip
+        return 0
+    print(f"sandbox {lay.name}  state {lay.state_dir}  underlay {lay.subnet}  cni {lay.cni}")
+    api = daemons["api"]
+    print(
+        f"central {lay.central_ip} ({_up_count(daemons['central'])})  "
+        f"kube-api {'up' if api['kubeapi'] else 'DOWN'}  agents {'up' if api['agents'] else 'DOWN'}"
+    )
+    rows = [("NODE", "NETNS", "UNDERLAY IP", "POD CIDR", "DAEMONS")]
+    for n in lay.nodes:
+        rows.append((n.name, n.netns, n.underlay_ip, n.pod_cidr, _up_count(daemons[n.name])))
+    _table(rows)
+    print()
+    prow = [("NAMESPACE", "POD", "NODE", "IP", "PHASE")]
+    for p in sorted(pods, key=lambda p: (p["namespace"], p["name"])):
+        prow.append((p["namespace"], p["name"], p["node"], p["ip"], p["phase"]))
+    _table(prow)
+    if api_error:
+        print(f"(pods from the kubelet records: {api_error})")
+    return 0
+
+
+def _up_count(d: dict[str, int | None]) -> str:
+    return f"{sum(1 for v in d.values() if v)}/{len(d)} up"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _exec(lay: Layout, target: str, cmd: list[str]) -> int:
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        print("kovn sandbox exec: no command given (NAMESPACE/POD -- CMD ...)", file=sys.stderr)
+        return 2
+    ns, sep, name = target.partition("/")
+    if not sep or not ns or not name:
+        print(f"kovn sandbox exec: pod {target!r} must be NAMESPACE/POD", file=sys.stderr)
+        return 2
+    recs = [
+        r
+        for r in cluster.pod_records(lay)
+        if r.get("namespace") == ns and r.get("name") == name and r.get("netns")
+    ]
+    if not recs:
+        print(f"kovn sandbox exec: pod {target} has no network namespace on any node",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    netns_name = str(recs[-1]["netns"])
+    os.execvp("ip", ["ip", "netns", "exec", netns_name, *cmd])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

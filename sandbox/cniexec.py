@@ -1,0 +1,220 @@
+"""Run a CNI plugin chain the way containerd's libcni does.
+
+The sandbox kubelet must exercise a CNI plugin exactly as a real node would,
+so that what passes here passes under containerd: the conflist's plugins
+run in order on ADD and in reverse on DEL, each gets its plugin config on
+stdin with the network `name`, `cniVersion` and the previous plugin's
+result as `prevResult` injected, the runtime's environment variables, and
+the ADD result is cached on disk so DEL can hand it back as `prevResult`.
+Plugins run inside the node's network namespace (the node's "host").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import netns
+
+
+class CniError(RuntimeError):
+    """A plugin failed; carries the CNI error code, message and details."""
+
+    def __init__(self, plugin: str, command: str, code: int, msg: str, details: str = "") -> None:
+        text = f"plugin {plugin} {command} failed (code {code}): {msg}"
+        if details:
+            text += f": {details}"
+        super().__init__(text)
+        self.plugin = plugin
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+
+class CniConfigError(ValueError):
+    """The CNI config dir holds no usable network configuration."""
+
+
+@dataclass
+class Network:
+    name: str
+    cni_version: str
+    plugins: list[dict[str, Any]]
+    source: Path
+
+
+def load_network(conf_dir: Path) -> Network:
+    """The first *.conflist / *.conf in lexical order, as libcni picks it."""
+    files = sorted(p for p in conf_dir.glob("*") if p.suffix in (".conflist", ".conf", ".json"))
+    if not files:
+        raise CniConfigError(f"no CNI network config in {conf_dir}")
+    path = files[0]
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as e:
+        raise CniConfigError(f"{path}: invalid JSON: {e}") from e
+    if path.suffix == ".conflist":
+        plugins = raw.get("plugins")
+        if not isinstance(plugins, list) or not plugins:
+            raise CniConfigError(f"{path}: field 'plugins' must be a non-empty list")
+    else:
+        plugins = [{k: v for k, v in raw.items() if k not in ("name", "cniVersion")}]
+    for i, p in enumerate(plugins):
+        if not isinstance(p, dict) or not isinstance(p.get("type"), str):
+            raise CniConfigError(f"{path}: plugins[{i}].type must be a string")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise CniConfigError(f"{path}: field 'name' must be a non-empty string")
+    return Network(name, str(raw.get("cniVersion", "1.0.0")), plugins, path)
+
+
+class CniRunner:
+    """Invokes one node's CNI plugins; results cached under cache_dir."""
+
+    def __init__(
+        self,
+        conf_dir: Path,
+        bin_dir: Path,
+        cache_dir: Path,
+        *,
+        host_netns: str | None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.conf_dir = conf_dir
+        self.bin_dir = bin_dir
+        self.cache_dir = cache_dir
+        self.host_netns = host_netns
+        self.timeout = timeout
+
+    def _cache_path(self, net: str, container_id: str, ifname: str) -> Path:
+        return self.cache_dir / f"{net}-{container_id}-{ifname}"
+
+    async def add(
+        self, container_id: str, netns_path: str, ifname: str, args: Mapping[str, str]
+    ) -> dict[str, Any]:
+        net = load_network(self.conf_dir)
+        prev: dict[str, Any] | None = None
+        for plugin in net.plugins:
+            conf = self._plugin_conf(net, plugin, prev)
+            prev = await self._exec(plugin["type"], "ADD", conf, container_id, netns_path,
+                                    ifname, args)  # fmt: skip
+        result = prev or {}
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        cache = {
+            "kind": "cniCacheV1",
+            "containerId": container_id,
+            "ifName": ifname,
+            "networkName": net.name,
+            "cniArgs": dict(args),
+            "netns": netns_path,
+            "result": result,
+            "time": time.time(),
+        }
+        path = self._cache_path(net.name, container_id, ifname)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, path)
+        return result
+
+    def cached_result(self, container_id: str, ifname: str) -> dict[str, Any] | None:
+        try:
+            net = load_network(self.conf_dir)
+            cached: dict[str, Any] = json.loads(
+                self._cache_path(net.name, container_id, ifname).read_text()
+            )
+        except (OSError, ValueError, CniConfigError):
+            return None
+        result = cached.get("result")
+        return result if isinstance(result, dict) else None
+
+    def drop_cache(self, container_id: str, ifname: str) -> None:
+        try:
+            net = load_network(self.conf_dir)
+        except CniConfigError:
+            return
+        self._cache_path(net.name, container_id, ifname).unlink(missing_ok=True)
+
+    async def delete(
+        self,
+        container_id: str,
+        netns_path: str,
+        ifname: str,
+        args: Mapping[str, str],
+        prev_result: dict[str, Any] | None,
+    ) -> None:
+        net = load_network(self.conf_dir)
+        for plugin in reversed(net.plugins):
+            conf = self._plugin_conf(net, plugin, prev_result)
+            await self._exec(plugin["type"], "DEL", conf, container_id, netns_path, ifname, args)
+
+    @staticmethod
+    def _plugin_conf(
+        net: Network, plugin: dict[str, Any], prev: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        conf = dict(plugin)
+        conf["name"] = net.name
+        conf["cniVersion"] = net.cni_version
+        if prev is not None:
+            conf["prevResult"] = prev
+        return conf
+
+    async def _exec(
+        self,
+        plugin: str,
+        command: str,
+        conf: dict[str, Any],
+        container_id: str,
+        netns_path: str,
+        ifname: str,
+        args: Mapping[str, str],
+    ) -> dict[str, Any]:
+        exe = self.bin_dir / plugin
+        if not exe.exists():
+            raise CniError(plugin, command, 7, f"plugin binary {exe} not found")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": netns_path,
+            "CNI_IFNAME": ifname,
+            "CNI_ARGS": ";".join(f"{k}={v}" for k, v in args.items()),
+            "CNI_PATH": str(self.bin_dir),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            *netns.command(self.host_netns, [str(exe)]),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(json.dumps(conf).encode()), self.timeout
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise CniError(plugin, command, 11, f"timed out after {self.timeout}s") from None
+        if proc.returncode != 0:
+            try:
+                e = json.loads(out)
+                raise CniError(plugin, command, int(e.get("code", 999)), str(e.get("msg", "")),
+                               str(e.get("details", "")))  # fmt: skip
+            except (ValueError, AttributeError):
+                raise CniError(
+                    plugin, command, 999,
+                    f"exited {proc.returncode}: {(out or err).decode(errors='replace').strip()}",
+                ) from None  # fmt: skip
+        if command != "ADD":
+            return {}
+        try:
+            result: dict[str, Any] = json.loads(out)
+        except ValueError as e:
+            raise CniError(plugin, command, 999, f"unparsable result: {e}") from e
+        return result

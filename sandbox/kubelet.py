@@ -1,0 +1,357 @@
+"""A kubelet stand-in: registers its Node and wires pods through the CNI plugin.
+
+There is no kubelet or containerd here, yet kovn-cni must be driven the way
+they drive it. For each pod bound to its node this creates the pod's netns,
+runs the node's CNI chain (ADD, cached result, DEL with prevResult, the
+second DEL with no netns), writes the pod's status, and confirms deletion.
+Every pod gets its own asyncio worker woken by watch events, so a burst of
+pods is plugged concurrently and nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sandbox.cniexec import CniError, CniRunner
+from sandbox.kube import KubeClient, KubeError
+from sandbox.layout import Layout, NodeLayout
+
+log = structlog.get_logger(__name__)
+
+IFNAME = "eth0"
+KUBELET_VERSION = "v1.32.0-kovn-sandbox"
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_path(pod: dict[str, Any], sub: str = "") -> str:
+    md = pod["metadata"]
+    return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}{sub}"
+
+
+async def _run(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {err.decode(errors='replace').strip()}")
+
+
+class Kubelet:
+    """One node's kubelet: Node registration and one worker per bound pod."""
+
+    def __init__(self, kube: KubeClient, layout: Layout, node: NodeLayout) -> None:
+        self.kube = kube
+        self.layout = layout
+        self.node = node
+        self.cni = CniRunner(
+            layout.cni_conf_dir(node.name),
+            layout.cni_bin_dir(node.name),
+            layout.cni_cache_dir(node.name),
+            host_netns=node.netns,
+        )
+        self.records_dir = layout.pods_dir(node.name)
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self.workers: dict[str, PodWorker] = {}
+        self.log = log.bind(node=node.name)
+
+    # -- node ----------------------------------------------------------------
+
+    async def register(self) -> None:
+        """Create (or refresh) the Node object with its address and Ready condition."""
+        name = self.node.name
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "kovn.io/sandbox": self.layout.name,
+                },
+            },
+            "spec": {"podCIDR": self.node.pod_cidr, "podCIDRs": [self.node.pod_cidr]},
+        }
+        try:
+            await self.kube.post("/api/v1/nodes", body)
+        except KubeError as e:
+            if e.status != 409:
+                raise
+        ts = now()
+        status = {
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": self.node.underlay_ip},
+                    {"type": "Hostname", "address": name},
+                ],
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kovn sandbox kubelet is posting ready status",
+                        "lastHeartbeatTime": ts,
+                        "lastTransitionTime": ts,
+                    }
+                ],
+                "capacity": {"cpu": "2", "memory": "8Gi", "pods": "250"},
+                "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "250"},
+                "nodeInfo": {
+                    "kubeletVersion": KUBELET_VERSION,
+                    "containerRuntimeVersion": "kovn-sandbox://0.1",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "osImage": "kovn sandbox",
+                    "kernelVersion": os.uname().release,
+                    "kubeProxyVersion": "",
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                },
+            }
+        }
+        await self.kube.patch(f"/api/v1/nodes/{name}/status", status)
+        self.log.info("node registered", ip=self.node.underlay_ip)
+
+    # -- pods ----------------------------------------------------------------
+
+    def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        """Route a watch event to the pod's worker (starting one if needed)."""
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            if kind == "DELETED" and not self._record_path(uid).exists():
+                return
+            worker = PodWorker(self, pod)
+            self.workers[uid] = worker
+            worker.task = asyncio.create_task(worker.run(), name=f"pod-{uid}")
+            worker.task.add_done_callback(lambda _t: self.workers.pop(uid, None))
+        worker.update(kind, pod)
+
+    def _record_path(self, uid: str) -> Path:
+        return self.records_dir / f"{uid}.json"
+
+    def read_record(self, uid: str) -> dict[str, Any] | None:
+        try:
+            rec: dict[str, Any] = json.loads(self._record_path(uid).read_text())
+            return rec
+        except (OSError, ValueError):
+            return None
+
+    def write_record(self, uid: str, rec: dict[str, Any]) -> None:
+        path = self._record_path(uid)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec))
+        os.replace(tmp, path)
+
+    def drop_record(self, uid: str) -> None:
+        self._record_path(uid).unlink(missing_ok=True)
+
+    async def close(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class PodWorker:
+    """Brings one pod to Running and, once it is deleted, tears it down."""
+
+    def __init__(self, kubelet: Kubelet, pod: dict[str, Any]) -> None:
+        self.k = kubelet
+        self.pod = pod
+        self.uid: str = pod["metadata"]["uid"]
+        self.gone = False
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        md = pod["metadata"]
+        self.log = kubelet.log.bind(pod=f"{md['namespace']}/{md['name']}")
+        rec = kubelet.read_record(self.uid)
+        # A record marked ready survives an agent restart: the pod is wired.
+        self.ready = bool(rec and rec.get("ready"))
+
+    def update(self, kind: str, pod: dict[str, Any]) -> None:
+        self.pod = pod
+        if kind == "DELETED":
+            self.gone = True
+        self.changed.set()
+
+    async def run(self) -> None:
+        backoff = BACKOFF_START
+        while True:
+            self.changed.clear()
+            pod = self.pod
+            if self.gone or pod["metadata"].get("deletionTimestamp"):
+                await self.teardown(confirm=not self.gone)
+                return
+            if not self.ready:
+                try:
+                    await self.setup(pod)
+                    self.ready = True
+                    backoff = BACKOFF_START
+                except (CniError, KubeError, RuntimeError, OSError) as e:
+                    self.log.warning("pod sandbox failed", error=str(e), retry_in=backoff)
+                    await self.event(pod, "FailedCreatePodSandBox", f"{e}")
+                    await self.release_sandbox()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.changed.wait(), backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    continue
+            await self.changed.wait()
+
+    # -- ADD -----------------------------------------------------------------
+
+    def _cni_args(self, pod: dict[str, Any], container_id: str) -> dict[str, str]:
+        md = pod["metadata"]
+        return {
+            "IgnoreUnknown": "1",
+            "K8S_POD_NAMESPACE": md["namespace"],
+            "K8S_POD_NAME": md["name"],
+            "K8S_POD_INFRA_CONTAINER_ID": container_id,
+            "K8S_POD_UID": md["uid"],
+        }
+
+    async def setup(self, pod: dict[str, Any]) -> None:
+        md = pod["metadata"]
+        rec: dict[str, Any] = {
+            "namespace": md["namespace"],
+            "name": md["name"],
+            "uid": self.uid,
+            "node": self.k.node.name,
+            "ready": False,
+        }
+        if pod["spec"].get("hostNetwork"):
+            rec.update(hostNetwork=True, netns=self.k.node.netns, ips=[self.k.node.underlay_ip])
+            self.k.write_record(self.uid, rec)
+            await self.write_status(pod, [self.k.node.underlay_ip], "")
+        else:
+            cid = secrets.token_hex(32)
+            ns = f"{self.k.layout.pod_netns_prefix}{cid[:12]}"
+            rec.update(hostNetwork=False, netns=ns, containerId=cid, ifname=IFNAME)
+            # Written before the netns exists, so `down` finds it even after a crash.
+            self.k.write_record(self.uid, rec)
+            await _run("ip", "netns", "add", ns)
+            await _run("ip", "-n", ns, "link", "set", "lo", "up")
+            result = await self.k.cni.add(cid, f"/run/netns/{ns}", IFNAME, self._cni_args(pod, cid))
+            ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+            if not ips:
+                raise CniError("chain", "ADD", 999, "result has no IP addresses")
+            rec["ips"] = ips
+            self.k.write_record(self.uid, rec)
+            await self.write_status(pod, ips, cid)
+        rec["ready"] = True
+        self.k.write_record(self.uid, rec)
+        self.log.info("pod running", ips=rec["ips"], netns=rec["netns"])
+
+    async def write_status(self, pod: dict[str, Any], ips: list[str], cid: str) -> None:
+        ts = now()
+        node_ip = self.k.node.underlay_ip
+        cond = [
+            {"type": t, "status": "True", "lastTransitionTime": ts}
+            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ]
+        statuses = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "containerID": f"kovn-sandbox://{cid or self.uid}",
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": ts}},
+            }
+            for c in pod["spec"].get("containers", [])
+        ]
+        body = {
+            "status": {
+                "phase": "Running",
+                "hostIP": node_ip,
+                "hostIPs": [{"ip": node_ip}],
+                "podIP": ips[0],
+                "podIPs": [{"ip": ip} for ip in ips],
+                "startTime": ts,
+                "conditions": cond,
+                "containerStatuses": statuses,
+            }
+        }
+        await self.k.kube.patch(pod_path(pod, "/status"), body)
+
+    async def event(self, pod: dict[str, Any], reason: str, message: str) -> None:
+        md = pod["metadata"]
+        ts = now()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{md['name']}.", "namespace": md["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": md["name"],
+                "namespace": md["namespace"],
+                "uid": md["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "source": {"component": "kubelet", "host": self.k.node.name},
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+        }
+        try:
+            await self.k.kube.post(f"/api/v1/namespaces/{md['namespace']}/events", body)
+        except KubeError as e:
+            self.log.warning("event not recorded", error=str(e))
+
+    # -- DEL -----------------------------------------------------------------
+
+    async def release_sandbox(self) -> None:
+        """DEL with prevResult, remove the netns, DEL again without netns (as containerd)."""
+        rec = self.k.read_record(self.uid)
+        if rec is None:
+            return
+        if not rec.get("hostNetwork") and rec.get("containerId"):
+            cid, ns = rec["containerId"], rec["netns"]
+            args = self._cni_args(self.pod, cid)
+            prev = self.k.cni.cached_result(cid, IFNAME)
+            try:
+                await self.k.cni.delete(cid, f"/run/netns/{ns}", IFNAME, args, prev)
+            except CniError as e:
+                self.log.warning("CNI DEL failed", error=str(e))
+            with contextlib.suppress(RuntimeError):
+                await _run("ip", "netns", "delete", ns)
+            try:
+                await self.k.cni.delete(cid, "", IFNAME, args, None)
+            except CniError as e:
+                self.log.warning("CNI DEL without netns failed", error=str(e))
+            self.k.cni.drop_cache(cid, IFNAME)
+        self.k.drop_record(self.uid)
+
+    async def teardown(self, confirm: bool) -> None:
+        await self.release_sandbox()
+        if confirm:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": self.uid}}  # fmt: skip
+            try:
+                await self.k.kube.delete(pod_path(self.pod), body)
+            except KubeError as e:
+                if e.status not in (404, 409):
+                    self.log.warning("pod deletion not confirmed", error=str(e))
+        self.log.info("pod removed")

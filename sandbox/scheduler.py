@@ -1,0 +1,98 @@
+"""A scheduler stand-in: bind each unscheduled pod to the node with fewest pods.
+
+The sandbox has no kube-scheduler, but pods created without `spec.nodeName`
+must land on a node the way they would in a cluster: through the
+pods/binding subresource. Placement is least-pods with the node's labels
+checked against `spec.nodeSelector`; counts are bumped at bind time so a
+burst spreads evenly instead of piling onto the node that looked emptiest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from sandbox.kube import KubeClient, KubeError
+
+log = structlog.get_logger(__name__)
+
+SCHEDULER_NAMES = (None, "", "default-scheduler")
+
+
+class Scheduler:
+    def __init__(self, kube: KubeClient, nodes: dict[str, dict[str, str]]) -> None:
+        """nodes: node name -> its labels."""
+        self.kube = kube
+        self.nodes = nodes
+        self.placed: dict[str, str] = {}  # pod uid -> node
+        self.binding: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        node = pod["spec"].get("nodeName")
+        if kind == "DELETED":
+            self.placed.pop(uid, None)
+            return
+        if node:
+            self.placed[uid] = node
+            return
+        if (
+            uid in self.binding
+            or pod["metadata"].get("deletionTimestamp")
+            or pod["spec"].get("schedulerName") not in SCHEDULER_NAMES
+        ):
+            return
+        self.binding.add(uid)
+        task = asyncio.create_task(self.bind(pod))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def choose(self, pod: dict[str, Any]) -> str | None:
+        selector: dict[str, str] = pod["spec"].get("nodeSelector") or {}
+        fits = [
+            n
+            for n, labels in self.nodes.items()
+            if all(labels.get(k) == v for k, v in selector.items())
+        ]
+        if not fits:
+            return None
+        load = {n: 0 for n in fits}
+        for n in self.placed.values():
+            if n in load:
+                load[n] += 1
+        return min(fits, key=lambda n: (load[n], n))
+
+    async def bind(self, pod: dict[str, Any]) -> None:
+        md = pod["metadata"]
+        uid = md["uid"]
+        try:
+            node = self.choose(pod)
+            if node is None:
+                log.warning("no node fits", pod=f"{md['namespace']}/{md['name']}")
+                return
+            self.placed[uid] = node
+            body = {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            }
+            path = f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding"
+            try:
+                await self.kube.post(path, body)
+            except KubeError as e:
+                self.placed.pop(uid, None)
+                if e.status not in (404, 409):
+                    log.warning(
+                        "binding failed", pod=f"{md['namespace']}/{md['name']}", error=str(e)
+                    )
+        finally:
+            self.binding.discard(uid)
+
+    async def close(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
