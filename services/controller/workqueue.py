@@ -98,9 +98,14 @@ class WorkQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        for timer in self._timers.values():
+        # Keys cut off mid-run stay wanted: the next start() runs them again.
+        for key in list(self._active):
+            self._active.discard(key)
+            self.add(key)
+        for key, timer in list(self._timers.items()):
             timer.cancel()
-        self._timers.clear()
+            self._timers.pop(key, None)
+            self.add(key)
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._active) + len(self._timers)
@@ -155,14 +160,14 @@ class WorkQueue:
                 await self.handler(key)
                 self.forget(key)
             except asyncio.CancelledError:
+                # Stopped mid-run: the key stays in _active so stop() requeues it.
                 raise
-            except BaseException as exc:
+            except Exception as exc:
                 outcome = await self._failed(key, exc)
-            finally:
-                self._active.discard(key)
-                metrics.RECONCILE_SECONDS.labels(kind=self.kind, outcome=outcome).observe(
-                    time.perf_counter() - started
-                )
+            self._active.discard(key)
+            metrics.RECONCILE_SECONDS.labels(kind=self.kind, outcome=outcome).observe(
+                time.perf_counter() - started
+            )
             if key in self._dirty:
                 self._dirty.discard(key)
                 self.add(key)

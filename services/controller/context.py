@@ -1,0 +1,99 @@
+"""The state the controller's reconcilers share.
+
+One object, built once by the service, so that each reconciler module
+receives what it needs explicitly instead of reaching into globals: the
+Kubernetes caches, the ipam and NB clients, the subnets that passed
+validation, the allocations ipam gave, and the boards waiters block on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.api.ipam.v1 import ipam_pb2
+from services.common.kube import KubeClient
+from services.controller.board import Board
+from services.controller.config import ControllerConfig
+from services.controller.events import EventRecorder
+from services.controller.informer import Informer
+from services.controller.ipam_client import IpamClient
+from services.controller.nb.client import NbClient
+from services.controller.nb.rows import RowKey
+from services.controller.nb.writer import NbWriter
+from services.controller.subnet_spec import PoolSpec, SubnetSpec
+
+
+@dataclass(frozen=True)
+class NicNetwork:
+    """Everything the dataplane needs for one pod NIC (or a node's kovn0)."""
+
+    namespace: str
+    name: str
+    uid: str
+    nic: str
+    logical_port: str
+    logical_switch: str
+    mac: str
+    mtu: int
+    #: "10.16.0.5/16" style, one per family.
+    addresses: tuple[str, ...]
+    gateways: tuple[str, ...]
+    node: str
+    ingress_bps: int = 0
+    egress_bps: int = 0
+
+
+@dataclass
+class Informers:
+    pods: Informer
+    nodes: Informer
+    namespaces: Informer
+    subnets: Informer
+    ippools: Informer
+
+    def all(self) -> list[Informer]:
+        return [self.pods, self.nodes, self.namespaces, self.subnets, self.ippools]
+
+
+@dataclass
+class Context:
+    config: ControllerConfig
+    kube: KubeClient
+    ipam: IpamClient
+    nb: NbClient
+    writer: NbWriter
+    informers: Informers
+    events: EventRecorder
+    #: Valid subnets by name, including the default and join subnets.
+    subnets: dict[str, SubnetSpec] = field(default_factory=dict)
+    #: Why a Subnet is not usable, by name.
+    subnet_errors: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, PoolSpec] = field(default_factory=dict)
+    #: Pod NIC allocations by "namespace/pod/nic".
+    allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
+    #: Node join allocations by node name.
+    node_allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
+    #: Digest of each row kovn knows to be in the NB as wanted.
+    nb_known: dict[RowKey, str] = field(default_factory=dict)
+    pod_board: Board[NicNetwork] = field(default_factory=Board)
+    node_board: Board[NicNetwork] = field(default_factory=Board)
+    #: Pods whose request failed permanently; retried when subnets/pools change.
+    failed_pods: set[str] = field(default_factory=set)
+
+    @property
+    def default_subnet(self) -> SubnetSpec:
+        for spec in self.subnets.values():
+            if spec.default and not spec.internal:
+                return spec
+        return self.subnets[self.config.default_subnet]
+
+    @property
+    def join(self) -> SubnetSpec:
+        return self.subnets[self.config.join_subnet]
+
+    def pod_subnets(self) -> list[SubnetSpec]:
+        return [s for s in self.subnets.values() if not s.internal]
+
+
+def nic_key(namespace: str, pod: str, nic: str = "eth0") -> str:
+    return f"{namespace}/{pod}/{nic or 'eth0'}"

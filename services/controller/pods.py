@@ -1,0 +1,313 @@
+"""Pod reconciler: a bound pod gets an address, a logical port, annotations.
+
+Runs for one pod at a time (the work queue guarantees it) against the
+pod's *current* cached state. The subnet is chosen by annotation, else by
+the namespace's binding, else the default; ipam allocates (honouring fixed
+IP/MAC and pools, idempotent per owner, so a retry or a new leader gets the
+same answer); the port is written through the batching NB writer; the
+result is patched onto the pod and posted to the board GetPodNetwork waits
+on. A request that can never succeed is posted as the pod's error (and an
+Event), so the CNI ADD fails with that message instead of timing out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from services.api.ipam.v1 import ipam_pb2
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    KovnError,
+    NotFound,
+    ResourceExhausted,
+)
+from services.common.kube import KubeError, resource_path
+from services.controller import annotations as ann
+from services.controller import topology
+from services.controller.context import Context, NicNetwork, nic_key
+from services.controller.events import pod_ref
+from services.controller.ipam_client import owner
+from services.controller.nb.rows import OwnedRow
+from services.controller.subnet_spec import SubnetSpec
+
+log = structlog.get_logger(__name__)
+
+NIC = "eth0"
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class Request:
+    subnet: SubnetSpec
+    ips: tuple[str, ...] = ()
+    mac: str = ""
+    pool: str = ""
+
+
+def _rate_bps(annotations: dict[str, str], name: str) -> int:
+    value, key = ann.read(annotations, name)
+    if not value:
+        return 0
+    try:
+        mbps = float(value)
+    except ValueError:
+        raise InvalidArgument(f"{value!r} is not a number of Mbit/s", field=key) from None
+    if mbps < 0:
+        raise InvalidArgument(f"{value!r} must not be negative", field=key)
+    return int(mbps * 1_000_000)
+
+
+class PodReconciler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- choosing -----------------------------------------------------------
+
+    def namespace_subnet(self, namespace: str) -> SubnetSpec | None:
+        ns = self.ctx.informers.namespaces.get(namespace)
+        if ns is not None:
+            name, _ = ann.read((ns.get("metadata") or {}).get("annotations"), ann.LOGICAL_SWITCH)
+            if name and name in self.ctx.subnets:
+                return self.ctx.subnets[name]
+        for spec in self.ctx.pod_subnets():
+            if namespace in spec.namespaces:
+                return spec
+        return None
+
+    def request(self, namespace: str, annotations: dict[str, str]) -> Request:
+        """What the pod asks for; raises with the annotation key when invalid."""
+        ctx = self.ctx
+        pool_name, pool_key = ann.read(annotations, ann.IP_POOL)
+        pool = None
+        if pool_name:
+            pool = ctx.pools.get(pool_name)
+            if pool is None:
+                raise NotFound(f"IPPool {pool_name!r} does not exist", field=pool_key)
+        switch, switch_key = ann.read(annotations, ann.LOGICAL_SWITCH)
+        if switch:
+            subnet = ctx.subnets.get(switch)
+            if subnet is None or subnet.internal:
+                why = ctx.subnet_errors.get(switch)
+                detail = f" ({why})" if why else ""
+                raise NotFound(
+                    f"subnet {switch!r} does not exist or is not ready{detail}", field=switch_key
+                )
+        elif pool is not None:
+            if pool.subnet not in ctx.subnets:
+                raise NotFound(
+                    f"subnet {pool.subnet!r} of IPPool {pool.name!r} is not ready", field=pool_key
+                )
+            subnet = ctx.subnets[pool.subnet]
+        else:
+            subnet = self.namespace_subnet(namespace) or ctx.default_subnet
+        if pool is not None and pool.subnet != subnet.name:
+            raise FailedPrecondition(
+                f"IPPool {pool.name!r} belongs to subnet {pool.subnet!r}, not {subnet.name!r}",
+                field=pool_key,
+            )
+        ips_raw, ip_key = ann.read(annotations, ann.IP_ADDRESS)
+        ips: list[str] = []
+        for part in (p.strip() for p in ips_raw.split(",") if p.strip()):
+            try:
+                addr = ipaddress.ip_address(part.split("/", 1)[0])
+            except ValueError:
+                raise InvalidArgument(f"{part!r} is not an IP address", field=ip_key) from None
+            if not any(addr in c for c in subnet.cidrs):
+                raise InvalidArgument(
+                    f"{addr} is not inside subnet {subnet.name} ({', '.join(subnet.cidr_strings)})",
+                    field=ip_key,
+                )
+            if addr in subnet.gateways:
+                raise InvalidArgument(
+                    f"{addr} is the gateway of subnet {subnet.name}", field=ip_key
+                )
+            ips.append(str(addr))
+        mac, mac_key = ann.read(annotations, ann.MAC_ADDRESS)
+        if mac:
+            if not _MAC.match(mac):
+                raise InvalidArgument(f"{mac!r} is not a MAC address", field=mac_key)
+            if int(mac.split(":")[0], 16) & 1:
+                raise InvalidArgument(f"{mac} is a multicast MAC", field=mac_key)
+            mac = mac.lower()
+        return Request(subnet=subnet, ips=tuple(ips), mac=mac, pool=pool_name)
+
+    # -- reconciling --------------------------------------------------------
+
+    async def reconcile(self, key: Hashable) -> None:
+        ctx = self.ctx
+        namespace, name = str(key).split("/", 1)
+        pod = ctx.informers.pods.get(str(key))
+        if pod is None:
+            await self.forget(namespace, name)
+            return
+        meta: dict[str, Any] = pod["metadata"]
+        spec: dict[str, Any] = pod["spec"]
+        if spec.get("hostNetwork") or not spec.get("nodeName") or meta.get("deletionTimestamp"):
+            # Unbound: nothing yet. Terminating: the address stays until the
+            # pod object is gone (the kubelet may still be tearing it down).
+            return
+        uid = str(meta.get("uid") or "")
+        annotations: dict[str, str] = meta.get("annotations") or {}
+        nkey = nic_key(namespace, name, NIC)
+        try:
+            req = self.request(namespace, annotations)
+            qos = (
+                _rate_bps(annotations, ann.INGRESS_RATE),
+                _rate_bps(annotations, ann.EGRESS_RATE),
+            )
+            alloc = await self._allocate(namespace, name, uid, req)
+        except KovnError as exc:
+            if not exc.retryable:
+                ctx.failed_pods.add(str(key))
+                ctx.pod_board.failed(nkey, exc, uid)
+            raise
+        ctx.failed_pods.discard(str(key))
+        addresses = tuple(a.address for a in alloc.addresses)
+        gateways = tuple(a.gateway for a in alloc.addresses)
+        port = topology.pod_port_name(namespace, name, NIC)
+        row = topology.pod_port_row(
+            namespace,
+            name,
+            NIC,
+            req.subnet.name,
+            topology.NicAddress(alloc.mac, addresses),
+            spec["nodeName"],
+        )
+        if ctx.nb_known.get((row.table, row.name)) != row.digest:
+            await ctx.writer.write([row])
+            ctx.nb_known[(row.table, row.name)] = row.digest
+        want = {
+            ann.key(ann.ALLOCATED): "true",
+            ann.key(ann.IP_ADDRESS): ",".join(a.ip for a in alloc.addresses),
+            ann.key(ann.MAC_ADDRESS): alloc.mac,
+            ann.key(ann.CIDR): ",".join(a.cidr for a in alloc.addresses),
+            ann.key(ann.GATEWAY): ",".join(gateways),
+            ann.key(ann.LOGICAL_SWITCH): req.subnet.name,
+            ann.key(ann.LOGICAL_PORT): port,
+            ann.key(ann.POD_UID): uid,
+        }
+        patch = {k: v for k, v in want.items() if annotations.get(k) != v}
+        if patch:
+            try:
+                await ctx.kube.merge_patch(
+                    resource_path("", "v1", "pods", namespace, name),
+                    {"metadata": {"annotations": patch}},
+                )
+            except KubeError as exc:
+                if exc.status == 404:
+                    return  # deleted meanwhile; its deletion event follows
+                raise
+        ctx.pod_board.ready(
+            nkey,
+            NicNetwork(
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                nic=NIC,
+                logical_port=port,
+                logical_switch=req.subnet.name,
+                mac=alloc.mac,
+                mtu=req.subnet.mtu or ctx.config.mtu,
+                addresses=addresses,
+                gateways=gateways,
+                node=spec["nodeName"],
+                ingress_bps=qos[0],
+                egress_bps=qos[1],
+            ),
+            uid,
+        )
+
+    async def _allocate(
+        self, namespace: str, name: str, uid: str, req: Request
+    ) -> ipam_pb2.Allocation:
+        ctx = self.ctx
+        nkey = nic_key(namespace, name, NIC)
+        have = ctx.allocations.get(nkey)
+        if have is not None:
+            if _satisfies(have, req):
+                return have
+            if have.pod_uid and have.pod_uid != uid:
+                # A previous pod of the same name held it; that pod is gone.
+                await ctx.ipam.release(have.owner)
+                ctx.allocations.pop(nkey, None)
+            else:
+                held = ", ".join(a.ip for a in have.addresses)
+                raise FailedPrecondition(
+                    f"the pod already holds {held} ({have.mac}) in subnet {have.owner.network}; "
+                    "recreate the pod to change its address"
+                )
+        who = owner(req.subnet.name, namespace, name, NIC)
+        try:
+            alloc = await ctx.ipam.allocate(
+                who, pod_uid=uid, ips=req.ips, mac=req.mac, pool=req.pool
+            )
+        except FailedPrecondition:
+            # The owner holds something else: from a previous incarnation?
+            old = await ctx.ipam.get_allocation(who)
+            if not old.pod_uid or old.pod_uid == uid:
+                raise
+            await ctx.ipam.release(who)
+            alloc = await ctx.ipam.allocate(
+                who, pod_uid=uid, ips=req.ips, mac=req.mac, pool=req.pool
+            )
+        except (AlreadyExists, ResourceExhausted, NotFound, InvalidArgument) as exc:
+            raise type(exc)(exc.message, field=_field_for(exc, req)) from None
+        ctx.allocations[nkey] = alloc
+        return alloc
+
+    async def forget(self, namespace: str, name: str) -> None:
+        """The pod object is gone: remove its port and release its addresses."""
+        ctx = self.ctx
+        nkey = nic_key(namespace, name, NIC)
+        port = topology.pod_port_name(namespace, name, NIC)
+        known = ctx.nb_known.pop(("Logical_Switch_Port", port), None)
+        have = ctx.allocations.pop(nkey, None)
+        if known is not None or have is not None:
+            await ctx.writer.write(
+                remove=[
+                    OwnedRow("Logical_Switch_Port", port, f"pod/{namespace}/{name}/{NIC}", "", "")
+                ]
+            )
+        released = 0
+        async for alloc in ctx.ipam.allocations_of(namespace, name):
+            await ctx.ipam.release(alloc.owner)
+            released += 1
+        ctx.pod_board.clear(nkey)
+        ctx.failed_pods.discard(f"{namespace}/{name}")
+        log.debug("pod network removed", namespace=namespace, pod=name, released=released)
+
+    async def report(self, key: Hashable, exc: BaseException) -> None:
+        """A permanent failure: a Warning Event on the pod."""
+        pod = self.ctx.informers.pods.get(str(key))
+        if pod is not None:
+            await self.ctx.events.warning(pod_ref(pod), "NetworkSetupFailed", str(exc))
+
+
+def _satisfies(alloc: ipam_pb2.Allocation, req: Request) -> bool:
+    if alloc.owner.network != req.subnet.name:
+        return False
+    if req.ips and sorted(req.ips) != sorted(a.ip for a in alloc.addresses):
+        return False
+    if req.mac and req.mac != alloc.mac.lower():
+        return False
+    return not (req.pool and req.pool != alloc.pool)
+
+
+def _field_for(exc: KovnError, req: Request) -> str | None:
+    """Name the pod annotation behind an ipam refusal, for the user."""
+    text = exc.message.lower()
+    if req.mac and ("mac" in text or (exc.field or "").endswith("mac")):
+        return ann.key(ann.MAC_ADDRESS)
+    if req.ips and isinstance(exc, AlreadyExists | InvalidArgument):
+        return ann.key(ann.IP_ADDRESS)
+    if req.pool:
+        return ann.key(ann.IP_POOL)
+    return exc.field
