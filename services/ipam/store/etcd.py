@@ -1,0 +1,449 @@
+"""etcd store: many ipam replicas share one etcd (v3 API over gRPC).
+
+Why gRPC and not etcd's JSON gateway: one HTTP/2 channel multiplexes every
+concurrent transaction and the watch without JSON and base64 work on either
+side (bench/ipam.py measures the two; see the report there).
+
+Layout under the prefix P (default /kovn/ipam):
+    P/subnets/<name>              SubnetSpec JSON (its mod_revision is the
+                                  subnet's revision)
+    P/pools/<subnet>/<name>       PoolSpec JSON
+    P/owners/<net>/<ns>/<pod>/<nic>  AllocationRecord JSON
+    P/ips/<subnet>/<ip>           owner key
+    P/macs/<mac>                  owner key
+    P/cooling/<subnet>/<ip>       Cooling JSON
+    P/meta/subnets                touched by every subnet/pool change
+
+Every allocation is ONE transaction comparing the owner, address and MAC
+keys' create_revision with 0 and the subnet's mod_revision with the one the
+allocator planned with; two replicas can therefore never both win one
+address, and nobody allocates against a subnet definition that changed.
+The transaction's failure branch reads the keys back, so a refusal names the
+holder without another round trip. Subnet and pool changes read the
+subnet's allocations, check them, and write only if no allocation key of the
+subnet changed since that read (a range compare on mod_revision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+
+from services.common.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from services.common.logging import get_logger
+from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, SubnetSpec
+from services.ipam.store.base import (
+    AddressTaken,
+    AllocationCheck,
+    Changes,
+    MacTaken,
+    OwnerExists,
+    Store,
+    SubnetChanged,
+)
+from services.ipam.store.etcdpb import etcd_subset_pb2 as pb
+
+log = get_logger(__name__)
+
+_CMP = pb.Compare
+_RETRIES = 8
+
+
+def prefix_end(key: bytes) -> bytes:
+    """The range_end that selects every key starting with `key`."""
+    end = bytearray(key)
+    for i in range(len(end) - 1, -1, -1):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\0"
+
+
+def _put(key: bytes, value: str | bytes) -> pb.RequestOp:
+    data = value.encode() if isinstance(value, str) else value
+    return pb.RequestOp(request_put=pb.PutRequest(key=key, value=data))
+
+
+def _delete(key: bytes, prefix: bool = False) -> pb.RequestOp:
+    return pb.RequestOp(
+        request_delete_range=pb.DeleteRangeRequest(
+            key=key, range_end=prefix_end(key) if prefix else b""
+        )
+    )
+
+
+def _get(key: bytes) -> pb.RequestOp:
+    return pb.RequestOp(request_range=pb.RangeRequest(key=key))
+
+
+def _absent(key: bytes) -> pb.Compare:
+    return pb.Compare(key=key, target=_CMP.CREATE, result=_CMP.EQUAL, create_revision=0)
+
+
+def _mod_is(key: bytes, revision: int) -> pb.Compare:
+    return pb.Compare(key=key, target=_CMP.MOD, result=_CMP.EQUAL, mod_revision=revision)
+
+
+def _unchanged_since(prefix: bytes, revision: int) -> pb.Compare:
+    """No key under `prefix` was created or modified after `revision`."""
+    return pb.Compare(
+        key=prefix,
+        range_end=prefix_end(prefix),
+        target=_CMP.MOD,
+        result=_CMP.LESS,
+        mod_revision=revision + 1,
+    )
+
+
+class EtcdStore(Store):
+    kind = "etcd"
+
+    def __init__(self, endpoints: Sequence[str], *, prefix: str = "/kovn/ipam") -> None:
+        self.endpoints = [e.removeprefix("http://") for e in endpoints]
+        self.prefix = prefix.encode()
+        self._endpoint = 0
+        self._channel: grpc.aio.Channel | None = None
+        self._calls: dict[str, Any] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        self._revision = 0  # store revision the loaded snapshot reflects
+        self._meta_rev = 0  # mod_revision of P/meta/subnets we last saw
+
+    # ---- keys ----------------------------------------------------------------
+
+    def k(self, *parts: str) -> bytes:
+        return self.prefix + b"/" + "/".join(parts).encode()
+
+    # ---- connection ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        target = self.endpoints[self._endpoint % len(self.endpoints)]
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        ch = self._channel
+
+        def unary(method: str, req: Any, resp: Any) -> Any:
+            return ch.unary_unary(
+                f"/etcdserverpb.KV/{method}",
+                request_serializer=req.SerializeToString,
+                response_deserializer=resp.FromString,
+            )
+
+        self._calls = {
+            "Range": unary("Range", pb.RangeRequest, pb.RangeResponse),
+            "Txn": unary("Txn", pb.TxnRequest, pb.TxnResponse),
+        }
+
+    async def open(self) -> None:
+        self._connect()
+        # Fail at start, not on the first allocation, if etcd is unreachable.
+        await self._range(self.k("meta", "subnets"))
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
+        if self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None
+
+    async def _call(self, method: str, request: Any) -> Any:
+        for attempt in range(len(self.endpoints) + 1):
+            try:
+                return await self._calls[method](request, timeout=10.0)
+            except grpc.aio.AioRpcError as err:
+                if err.code() not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
+                    raise Unavailable(f"etcd {method}: {err.code().name} {err.details()}") from None
+                if attempt == len(self.endpoints):
+                    raise Unavailable(
+                        f"etcd unreachable ({', '.join(self.endpoints)}): {err.details()}",
+                        retry_after=1.0,
+                    ) from None
+                # Next endpoint; the old channel is left to be garbage collected.
+                self._endpoint += 1
+                self._connect()
+        raise AssertionError("unreachable")
+
+    async def _range(self, key: bytes, prefix: bool = False) -> pb.RangeResponse:
+        req = pb.RangeRequest(key=key, range_end=prefix_end(key) if prefix else b"")
+        resp: pb.RangeResponse = await self._call("Range", req)
+        return resp
+
+    async def _txn(
+        self,
+        compare: Sequence[pb.Compare],
+        success: Sequence[pb.RequestOp],
+        failure: Sequence[pb.RequestOp] = (),
+    ) -> pb.TxnResponse:
+        resp: pb.TxnResponse = await self._call(
+            "Txn", pb.TxnRequest(compare=compare, success=success, failure=failure)
+        )
+        return resp
+
+    # ---- reads ---------------------------------------------------------------
+
+    async def load(self) -> Snapshot:
+        resp = await self._range(self.prefix + b"/", prefix=True)
+        snap = Snapshot(revision=resp.header.revision)
+        owners, subnets, pools, cooling = (
+            self.k("owners", ""),
+            self.k("subnets", ""),
+            self.k("pools", ""),
+            self.k("cooling", ""),
+        )
+        for kv in resp.kvs:
+            if kv.key.startswith(owners):
+                snap.allocations.append(AllocationRecord.from_json(kv.value, kv.mod_revision))
+            elif kv.key.startswith(subnets):
+                snap.subnets.append(SubnetSpec.from_json(kv.value, kv.mod_revision))
+            elif kv.key.startswith(pools):
+                snap.pools.append(PoolSpec.from_json(kv.value))
+            elif kv.key.startswith(cooling):
+                snap.cooling.append(Cooling.from_json(kv.value))
+            elif kv.key == self.k("meta", "subnets"):
+                self._meta_rev = kv.mod_revision
+        self._revision = max(self._revision, snap.revision)
+        return snap
+
+    async def get_allocation(self, owner_key: str) -> AllocationRecord | None:
+        resp = await self._range(self.k("owners", owner_key))
+        for kv in resp.kvs:
+            return AllocationRecord.from_json(kv.value, kv.mod_revision)
+        return None
+
+    async def _subnet_allocations(self, subnet: str) -> tuple[list[AllocationRecord], int]:
+        resp = await self._range(self.k("owners", subnet, ""), prefix=True)
+        records = [AllocationRecord.from_json(kv.value, kv.mod_revision) for kv in resp.kvs]
+        return records, resp.header.revision
+
+    async def list_allocations(self, subnet: str = "") -> list[AllocationRecord]:
+        key = self.k("owners", subnet, "") if subnet else self.k("owners", "")
+        resp = await self._range(key, prefix=True)
+        return [AllocationRecord.from_json(kv.value, kv.mod_revision) for kv in resp.kvs]
+
+    # ---- watch ---------------------------------------------------------------
+
+    async def watch(self, changes: Changes) -> None:
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(changes))
+
+    async def _watch(self, changes: Changes) -> None:
+        start = self._revision + 1
+        while True:
+            try:
+                async for resp in self._watch_stream(start):
+                    if resp.canceled:
+                        # Compacted past our revision: re-read subnets and
+                        # what they hold, then follow from now on.
+                        log.warning("etcd watch cancelled", reason=resp.cancel_reason)
+                        changes.subnets_changed()
+                        start = 0
+                        break
+                    for event in resp.events:
+                        self._dispatch(event, changes)
+                    if resp.events:
+                        start = resp.events[-1].kv.mod_revision + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # etcd restarted or unreachable: try again
+                log.warning("etcd watch failed; retrying", error=str(err))
+                await asyncio.sleep(1.0)
+
+    async def _watch_stream(self, start: int) -> AsyncIterator[pb.WatchResponse]:
+        assert self._channel is not None
+        call = self._channel.stream_stream(
+            "/etcdserverpb.Watch/Watch",
+            request_serializer=pb.WatchRequest.SerializeToString,
+            response_deserializer=pb.WatchResponse.FromString,
+        )
+        key = self.prefix + b"/"
+        create = pb.WatchCreateRequest(key=key, range_end=prefix_end(key), start_revision=start)
+
+        async def requests() -> AsyncIterator[pb.WatchRequest]:
+            yield pb.WatchRequest(create_request=create)
+            await asyncio.Event().wait()  # keep the stream open
+
+        stream = call(requests())
+        async for resp in stream:
+            yield resp
+
+    def _dispatch(self, event: pb.Event, changes: Changes) -> None:
+        key = event.kv.key
+        rel = key[len(self.prefix) + 1 :].decode()
+        kind, _, rest = rel.partition("/")
+        deleted = event.type == pb.Event.DELETE
+        if kind == "owners":
+            if deleted:
+                changes.allocation_deleted(rest)
+            else:
+                changes.allocation_put(
+                    AllocationRecord.from_json(event.kv.value, event.kv.mod_revision)
+                )
+        elif kind == "cooling" and not deleted:
+            changes.cooling_put(Cooling.from_json(event.kv.value))
+        elif kind == "meta" and event.kv.mod_revision > self._meta_rev:
+            self._meta_rev = event.kv.mod_revision
+            changes.subnets_changed()
+
+    # ---- subnets and pools ---------------------------------------------------
+
+    def _meta_ops(self) -> tuple[pb.Compare, pb.RequestOp]:
+        """Subnet/pool changes are serialised on one key: compare and touch it."""
+        meta = self.k("meta", "subnets")
+        return _mod_is(meta, self._meta_rev), _put(meta, b"")
+
+    def _stale(self) -> Conflict:
+        return Conflict("subnets were changed by another replica at the same time; retry")
+
+    async def create_subnet(self, spec: SubnetSpec) -> int:
+        key = self.k("subnets", spec.name)
+        meta_cmp, meta_put = self._meta_ops()
+        resp = await self._txn(
+            [_absent(key), meta_cmp], [_put(key, spec.to_json()), meta_put], [_get(key)]
+        )
+        if not resp.succeeded:
+            if resp.responses[0].response_range.kvs:
+                raise AlreadyExists(f"subnet {spec.name!r} exists", field="subnet.name")
+            raise self._stale()
+        self._meta_rev = resp.header.revision
+        return resp.header.revision
+
+    async def _subnet_revision(self, name: str, field: str) -> int:
+        resp = await self._range(self.k("subnets", name))
+        if not resp.kvs:
+            raise NotFound(f"no subnet {name!r}", field=field)
+        return int(resp.kvs[0].mod_revision)
+
+    async def _checked_write(
+        self,
+        subnet: str,
+        field: str,
+        check: AllocationCheck,
+        ops: Sequence[pb.RequestOp],
+        extra: Sequence[pb.Compare] = (),
+        pool: str = "",
+    ) -> int:
+        """Write `ops` if `check` accepts the subnet's allocations, atomically."""
+        for _ in range(_RETRIES):
+            revision = await self._subnet_revision(subnet, field)
+            records, read_at = await self._subnet_allocations(subnet)
+            check([r for r in records if r.pool == pool] if pool else records)
+            meta_cmp, meta_put = self._meta_ops()
+            compare = [
+                _mod_is(self.k("subnets", subnet), revision),
+                _unchanged_since(self.k("owners", subnet, ""), read_at),
+                meta_cmp,
+                *extra,
+            ]
+            resp = await self._txn(compare, [*ops, meta_put])
+            if resp.succeeded:
+                self._meta_rev = resp.header.revision
+                return resp.header.revision
+            # Lost against an allocation or another change: read again.
+            await self.load()
+        raise self._stale()
+
+    async def update_subnet(self, spec: SubnetSpec, check: AllocationCheck) -> int:
+        key = self.k("subnets", spec.name)
+        return await self._checked_write(
+            spec.name, "subnet.name", check, [_put(key, spec.to_json())]
+        )
+
+    async def delete_subnet(self, name: str, check: AllocationCheck) -> None:
+        ops = [
+            _delete(self.k("subnets", name)),
+            _delete(self.k("pools", name, ""), prefix=True),
+            _delete(self.k("cooling", name, ""), prefix=True),
+            _delete(self.k("ips", name, ""), prefix=True),
+        ]
+        await self._checked_write(name, "name", check, ops)
+
+    async def create_pool(self, pool: PoolSpec) -> int:
+        sub = await self._range(self.k("subnets", pool.subnet))
+        if not sub.kvs:
+            raise NotFound(f"no subnet {pool.subnet!r}", field="pool.subnet")
+        key = self.k("pools", pool.subnet, pool.name)
+        meta_cmp, meta_put = self._meta_ops()
+        # Re-writing the subnet bumps its revision: allocations planned
+        # without the pool fail their compare and are planned again.
+        subnet_key, subnet = self.k("subnets", pool.subnet), sub.kvs[0]
+        resp = await self._txn(
+            [_absent(key), meta_cmp, _mod_is(subnet_key, subnet.mod_revision)],
+            [_put(key, pool.to_json()), _put(subnet_key, subnet.value), meta_put],
+            [_get(key)],
+        )
+        if not resp.succeeded:
+            if resp.responses[0].response_range.kvs:
+                raise AlreadyExists(
+                    f"pool {pool.name!r} exists in subnet {pool.subnet!r}", field="pool.name"
+                )
+            raise self._stale()
+        self._meta_rev = resp.header.revision
+        return resp.header.revision
+
+    async def delete_pool(self, subnet: str, name: str, check: AllocationCheck) -> int:
+        key = self.k("pools", subnet, name)
+        if not (await self._range(key)).kvs:
+            raise NotFound(f"no pool {name!r} in subnet {subnet!r}", field="name")
+        sub = await self._range(self.k("subnets", subnet))
+        ops = [_delete(key), _put(self.k("subnets", subnet), sub.kvs[0].value if sub.kvs else b"")]
+        return await self._checked_write(subnet, "subnet", check, ops, pool=name)
+
+    # ---- allocations ---------------------------------------------------------
+
+    async def create_allocation(self, rec: AllocationRecord, subnet_revision: int) -> int:
+        net = rec.owner.network
+        owner_key = self.k("owners", rec.owner.key)
+        ip_keys = [self.k("ips", net, ip) for ip in rec.ips]
+        mac_key = self.k("macs", rec.mac)
+        subnet_key = self.k("subnets", net)
+        holder = rec.owner.key.encode()
+        resp = await self._txn(
+            [
+                _mod_is(subnet_key, subnet_revision),
+                _absent(owner_key),
+                *(_absent(k) for k in ip_keys),
+                _absent(mac_key),
+            ],
+            [
+                _put(owner_key, rec.to_json()),
+                *(_put(k, holder) for k in ip_keys),
+                _put(mac_key, holder),
+                *(_delete(self.k("cooling", net, ip)) for ip in rec.ips),
+            ],
+            [_get(subnet_key), _get(owner_key), *(_get(k) for k in ip_keys), _get(mac_key)],
+        )
+        if resp.succeeded:
+            return int(resp.header.revision)
+        got = [r.response_range.kvs for r in resp.responses]
+        if got[1]:
+            kv = got[1][0]
+            raise OwnerExists(AllocationRecord.from_json(kv.value, kv.mod_revision))
+        for ip, kvs in zip(rec.ips, got[2 : 2 + len(ip_keys)], strict=True):
+            if kvs:
+                raise AddressTaken(ip, kvs[0].value.decode())
+        if got[-1]:
+            raise MacTaken(rec.mac, got[-1][0].value.decode())
+        raise SubnetChanged(f"subnet {net!r} changed")
+
+    async def release(self, rec: AllocationRecord, cooling: Sequence[Cooling]) -> bool:
+        net = rec.owner.network
+        owner_key = self.k("owners", rec.owner.key)
+        resp = await self._txn(
+            [_mod_is(owner_key, rec.revision)],
+            [
+                _delete(owner_key),
+                *(_delete(self.k("ips", net, ip)) for ip in rec.ips),
+                _delete(self.k("macs", rec.mac)),
+                *(_put(self.k("cooling", c.subnet, c.ip), c.to_json()) for c in cooling),
+            ],
+        )
+        return bool(resp.succeeded)

@@ -1,0 +1,342 @@
+"""SQLite store: the embedded default for a single ipam replica.
+
+All access goes through one writer thread that owns the connection. The
+thread drains whatever requests are queued and runs them as one transaction
+(a group commit), each inside its own savepoint so that one refused
+allocation does not undo its neighbours. WAL with synchronous=NORMAL makes
+a committed transaction survive a crash of the process (kill -9), which is
+the failure that matters for an allocation acknowledged to a client; it
+costs no fsync per commit.
+
+Uniqueness is enforced by the schema (primary keys on owner and on
+subnet+address, a unique MAC) so that even a bug in the allocator cannot
+store an address twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from services.common.errors import AlreadyExists, NotFound, Unavailable
+from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, SubnetSpec
+from services.ipam.store.base import (
+    AddressTaken,
+    AllocationCheck,
+    MacTaken,
+    OwnerExists,
+    Store,
+)
+
+T = TypeVar("T")
+_BATCH = 512
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subnets(
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pools(
+    subnet TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
+    PRIMARY KEY(subnet, name));
+CREATE TABLE IF NOT EXISTS allocations(
+    owner TEXT PRIMARY KEY, subnet TEXT NOT NULL, pool TEXT NOT NULL,
+    mac TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS allocations_subnet ON allocations(subnet);
+CREATE TABLE IF NOT EXISTS addresses(
+    subnet TEXT NOT NULL, ip TEXT NOT NULL, owner TEXT NOT NULL,
+    PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cooling(
+    subnet TEXT NOT NULL, ip TEXT NOT NULL, until_ms INTEGER NOT NULL,
+    previous_owner TEXT NOT NULL, PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
+"""
+
+Op = Callable[[sqlite3.Connection], Any]
+
+
+class _Writer(threading.Thread):
+    """Owns the connection; runs queued operations in group commits."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="ipam-sqlite", daemon=True)
+        self.path = path
+        self.queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.executescript(_SCHEMA)
+        except BaseException as err:  # reported to open()
+            self.error = err
+            self.ready.set()
+            return
+        self.ready.set()
+        stop = False
+        while not stop:
+            first = self.queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, fut in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except Exception as err:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((fut, None, err))
+                else:
+                    conn.execute("RELEASE op")
+                    results.append((fut, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = Unavailable(f"sqlite store: {err}")
+            results = [(fut, None, failure) for _, fut in batch]
+        if results:
+            loop = results[0][0].get_loop()
+            loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, err in results:
+        if fut.done():
+            continue
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(value)
+
+
+class SqliteStore(Store):
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: _Writer | None = None
+
+    async def open(self) -> None:
+        self._writer = _Writer(self.path)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.error is not None:
+            raise Unavailable(f"cannot open sqlite store {self.path!r}: {self._writer.error}")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+
+    def _submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if self._writer is None:
+            raise Unavailable("sqlite store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writer.queue.put((op, fut))
+        return fut
+
+    # ---- reads ---------------------------------------------------------------
+
+    async def load(self) -> Snapshot:
+        def op(conn: sqlite3.Connection) -> Snapshot:
+            snap = Snapshot()
+            for spec, rev in conn.execute("SELECT spec, revision FROM subnets"):
+                snap.subnets.append(SubnetSpec.from_json(spec, rev))
+            for (spec,) in conn.execute("SELECT spec FROM pools"):
+                snap.pools.append(PoolSpec.from_json(spec))
+            for (record,) in conn.execute("SELECT record FROM allocations"):
+                snap.allocations.append(AllocationRecord.from_json(record))
+            for subnet, ip, until, prev in conn.execute(
+                "SELECT subnet, ip, until_ms, previous_owner FROM cooling"
+            ):
+                snap.cooling.append(Cooling(subnet, ip, until, prev))
+            return snap
+
+        return await self._submit(op)
+
+    async def get_allocation(self, owner_key: str) -> AllocationRecord | None:
+        def op(conn: sqlite3.Connection) -> AllocationRecord | None:
+            return _get(conn, owner_key)
+
+        return await self._submit(op)
+
+    async def list_allocations(self, subnet: str = "") -> list[AllocationRecord]:
+        def op(conn: sqlite3.Connection) -> list[AllocationRecord]:
+            return _allocations(conn, subnet)
+
+        return await self._submit(op)
+
+    # ---- subnets and pools ---------------------------------------------------
+
+    async def create_subnet(self, spec: SubnetSpec) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            try:
+                conn.execute(
+                    "INSERT INTO subnets(name, spec, revision) VALUES (?, ?, 1)",
+                    (spec.name, spec.to_json()),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"subnet {spec.name!r} exists", field="subnet.name") from None
+            return 1
+
+        return await self._submit(op)
+
+    async def update_subnet(self, spec: SubnetSpec, check: AllocationCheck) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT revision FROM subnets WHERE name=?", (spec.name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no subnet {spec.name!r}", field="subnet.name")
+            check(_allocations(conn, spec.name))
+            revision = int(row[0]) + 1
+            conn.execute(
+                "UPDATE subnets SET spec=?, revision=? WHERE name=?",
+                (spec.to_json(), revision, spec.name),
+            )
+            return revision
+
+        return await self._submit(op)
+
+    async def delete_subnet(self, name: str, check: AllocationCheck) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM subnets WHERE name=?", (name,)).fetchone() is None:
+                raise NotFound(f"no subnet {name!r}", field="name")
+            check(_allocations(conn, name))
+            for table in ("pools", "cooling", "addresses"):
+                conn.execute(f"DELETE FROM {table} WHERE subnet=?", (name,))
+            conn.execute("DELETE FROM subnets WHERE name=?", (name,))
+
+        await self._submit(op)
+
+    async def create_pool(self, pool: PoolSpec) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            try:
+                conn.execute(
+                    "INSERT INTO pools(subnet, name, spec) VALUES (?, ?, ?)",
+                    (pool.subnet, pool.name, pool.to_json()),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"pool {pool.name!r} exists in subnet {pool.subnet!r}", field="pool.name"
+                ) from None
+            return _revision(conn, pool.subnet)
+
+        return await self._submit(op)
+
+    async def delete_pool(self, subnet: str, name: str, check: AllocationCheck) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            check([r for r in _allocations(conn, subnet) if r.pool == name])
+            cur = conn.execute("DELETE FROM pools WHERE subnet=? AND name=?", (subnet, name))
+            if cur.rowcount == 0:
+                raise NotFound(f"no pool {name!r} in subnet {subnet!r}", field="name")
+            return _revision(conn, subnet)
+
+        return await self._submit(op)
+
+    # ---- allocations ---------------------------------------------------------
+
+    async def create_allocation(self, rec: AllocationRecord, subnet_revision: int) -> int:
+        # subnet_revision is not compared: one replica, and the service lets
+        # no allocation of a subnet be in flight while that subnet changes.
+        def op(conn: sqlite3.Connection) -> int:
+            subnet, key = rec.owner.network, rec.owner.key
+            try:
+                conn.execute(
+                    "INSERT INTO allocations(owner, subnet, pool, mac, created_ms, record) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, subnet, rec.pool, rec.mac, rec.created_ms, rec.to_json()),
+                )
+            except sqlite3.IntegrityError:
+                existing = _get(conn, key)
+                if existing is not None:
+                    raise OwnerExists(existing) from None
+                row = conn.execute("SELECT owner FROM allocations WHERE mac=?", (rec.mac,))
+                raise MacTaken(rec.mac, str(row.fetchone()[0])) from None
+            for ip in rec.ips:
+                try:
+                    conn.execute(
+                        "INSERT INTO addresses(subnet, ip, owner) VALUES (?, ?, ?)",
+                        (subnet, ip, key),
+                    )
+                except sqlite3.IntegrityError:
+                    row = conn.execute(
+                        "SELECT owner FROM addresses WHERE subnet=? AND ip=?", (subnet, ip)
+                    )
+                    raise AddressTaken(ip, str(row.fetchone()[0])) from None
+                conn.execute("DELETE FROM cooling WHERE subnet=? AND ip=?", (subnet, ip))
+            return 0
+
+        return await self._submit(op)
+
+    async def release(self, rec: AllocationRecord, cooling: Sequence[Cooling]) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            key = rec.owner.key
+            cur = conn.execute(
+                "DELETE FROM allocations WHERE owner=? AND mac=? AND created_ms=?",
+                (key, rec.mac, rec.created_ms),
+            )
+            if cur.rowcount == 0:
+                return False
+            for ip in rec.ips:
+                conn.execute(
+                    "DELETE FROM addresses WHERE subnet=? AND ip=? AND owner=?",
+                    (rec.owner.network, ip, key),
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO cooling(subnet, ip, until_ms, previous_owner) "
+                "VALUES (?, ?, ?, ?)",
+                [(c.subnet, c.ip, c.until_ms, c.previous_owner) for c in cooling],
+            )
+            return True
+
+        return await self._submit(op)
+
+    async def purge_cooling(self, now_ms: int) -> int:
+        """Drop cool-down rows that have expired (kept small, not needed for safety)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM cooling WHERE until_ms <= ?", (now_ms,)).rowcount
+
+        return await self._submit(op)
+
+
+def _revision(conn: sqlite3.Connection, subnet: str) -> int:
+    row = conn.execute("SELECT revision FROM subnets WHERE name=?", (subnet,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _get(conn: sqlite3.Connection, owner_key: str) -> AllocationRecord | None:
+    row = conn.execute("SELECT record FROM allocations WHERE owner=?", (owner_key,)).fetchone()
+    return AllocationRecord.from_json(row[0]) if row else None
+
+
+def _allocations(conn: sqlite3.Connection, subnet: str) -> list[AllocationRecord]:
+    if subnet:
+        rows = conn.execute("SELECT record FROM allocations WHERE subnet=?", (subnet,))
+    else:
+        rows = conn.execute("SELECT record FROM allocations")
+    return [AllocationRecord.from_json(r[0]) for r in rows]

@@ -1,0 +1,355 @@
+"""The ipam behaviour suite, run against every store (SQLite and a real etcd)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any
+
+import pytest
+
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    KovnError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+from services.ipam.core import IpamCore
+from services.ipam.model import Owner, PoolSpec, SubnetSpec
+from tests.integration.ipam.conftest import Clock, Stores
+
+
+def pod(name: str, network: str = "net1", ns: str = "default", nic: str = "eth0") -> Owner:
+    return Owner(network, ns, name, nic)
+
+
+async def subnet(core: IpamCore, name: str = "net1", *cidrs: str, excludes: tuple[str, ...] = (),
+                 gateways: tuple[str, ...] = ()) -> SubnetSpec:  # fmt: skip
+    return await core.create_subnet(
+        SubnetSpec(name, list(cidrs or ("10.16.0.0/24",)), list(gateways), list(excludes))
+    )
+
+
+def expect(err: type[KovnError], field: str, *words: str) -> Any:
+    """pytest.raises plus: the error names the field and mentions `words`."""
+
+    class _Check:
+        def __enter__(self) -> None:
+            self.ctx = pytest.raises(err)
+            self.info = self.ctx.__enter__()
+
+        def __exit__(self, *exc: object) -> bool:
+            handled = self.ctx.__exit__(*exc)  # type: ignore[arg-type]
+            assert self.info.value.field == field, self.info.value
+            for word in words:
+                assert word in str(self.info.value), (word, str(self.info.value))
+            return bool(handled)
+
+    return _Check()
+
+
+# ---- subnets -------------------------------------------------------------------
+
+
+async def test_subnet_defaults_gateway_and_round_trips(core: IpamCore) -> None:
+    spec = await subnet(core, "dual", "10.20.0.0/16", "fd00:20::/64")
+    assert spec.gateways == ["10.20.0.1", "fd00:20::1"]
+    assert core.get_subnet("dual").cidrs == ["10.20.0.0/16", "fd00:20::/64"]
+    assert [s.name for s in core.list_subnets()] == ["dual"]
+    with expect(NotFound, "name", "nope"):
+        core.get_subnet("nope")
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "gateways", "excludes", "field", "word"),
+    [
+        (["10.0.0.0/33"], [], [], "subnet.cidrs", "not a valid CIDR"),
+        (["banana"], [], [], "subnet.cidrs", "banana"),
+        (["10.0.0.1/24"], [], [], "subnet.cidrs", "host bits"),
+        (["10.0.0.0/31"], [], [], "subnet.cidrs", "too small"),
+        (["fd00::/127"], [], [], "subnet.cidrs", "too small"),
+        (["10.0.0.0/24", "10.1.0.0/24"], [], [], "subnet.cidrs", "one CIDR per family"),
+        (["10.0.0.0/24"], ["10.0.1.1"], [], "subnet.gateways", "outside"),
+        (["10.0.0.0/24"], ["10.0.0.255"], [], "subnet.gateways", "broadcast"),
+        (["10.0.0.0/24"], [], ["10.0.0.9-10.0.0.3"], "subnet.excludes", "after its end"),
+        (["10.0.0.0/24"], [], ["fd00::1"], "subnet.excludes", "no IPv6"),
+    ],
+)
+async def test_bad_subnet_is_refused_and_nothing_stored(
+    core: IpamCore, stores: Stores, cidrs: list[str], gateways: list[str], excludes: list[str],
+    field: str, word: str,
+) -> None:  # fmt: skip
+    with expect(InvalidArgument, field, word):
+        await core.create_subnet(SubnetSpec("bad", cidrs, gateways, excludes))
+    assert core.list_subnets() == []
+    assert (await core.store.load()).subnets == []
+
+
+async def test_overlapping_subnet_names_the_other(core: IpamCore) -> None:
+    await subnet(core, "a", "10.0.0.0/16")
+    with expect(AlreadyExists, "subnet.cidrs", "'a'", "10.0.0.0/16"):
+        await subnet(core, "b", "10.0.5.0/24")
+    with expect(AlreadyExists, "subnet.name", "exists"):
+        await subnet(core, "a", "10.9.0.0/16")
+    assert [s.name for s in core.list_subnets()] == ["a"]
+
+
+# ---- allocation ----------------------------------------------------------------
+
+
+async def test_dual_stack_allocation_has_prefix_gateway_and_mac(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.16.0.0/24", "fd00:16::/120")
+    rec, reused = await core.allocate(pod("a"), pod_uid="uid-a", container_id="c-a")
+    assert not reused
+    details = list(core.address_details(rec))
+    assert [(d[1], d[2], d[3]) for d in details] == [(24, "10.16.0.1", 4), (120, "fd00:16::1", 6)]
+    first = int(rec.mac.split(":")[0], 16)
+    assert first & 0b10 and not first & 0b01  # locally administered unicast
+    assert (rec.pod_uid, rec.container_id) == ("uid-a", "c-a")
+    assert core.get_allocation(pod("a")) == rec
+
+
+async def test_small_subnet_hands_out_exactly_the_allowed_addresses(core: IpamCore) -> None:
+    # /28: .0 network, .1 gateway, .15 broadcast, .5-.6 and .9 excluded.
+    await subnet(core, "net1", "10.1.1.0/28", excludes=("10.1.1.5-10.1.1.6", "10.1.1.9"))
+    got = set()
+    for i in range(10):
+        rec, _ = await core.allocate(pod(f"p{i}"))
+        got.add(rec.ips[0])
+    assert got == {f"10.1.1.{n}" for n in (2, 3, 4, 7, 8, 10, 11, 12, 13, 14)}
+    with expect(ResourceExhausted, "owner.network", "no free IPv4"):
+        await core.allocate(pod("one-too-many"))
+    assert "net1/default/one-too-many/eth0" not in core.alloc.owners
+
+
+async def test_allocate_is_idempotent_also_when_concurrent(core: IpamCore) -> None:
+    await subnet(core)
+    results = await asyncio.gather(*(core.allocate(pod("same")) for _ in range(10)))
+    records = {(tuple(r.ips), r.mac) for r, _ in results}
+    assert len(records) == 1
+    assert sum(1 for _, reused in results if not reused) == 1
+    again, reused = await core.allocate(pod("same"))
+    assert reused and (tuple(again.ips), again.mac) in records
+    assert len(await core.store.list_allocations()) == 1
+
+
+async def test_fixed_ip_and_its_refusals(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.16.0.0/24", "fd00::/64", excludes=("10.16.0.100-10.16.0.110",))
+    rec, _ = await core.allocate(pod("fixed"), ips=["10.16.0.50"], families=[4])
+    assert rec.ips == ["10.16.0.50"]
+    with expect(AlreadyExists, "ips", "10.16.0.50", "net1/default/fixed/eth0"):
+        await core.allocate(pod("thief"), ips=["10.16.0.50"])
+    with expect(FailedPrecondition, "ips", "already holds 10.16.0.50"):
+        await core.allocate(pod("fixed"), ips=["10.16.0.51"])
+    with expect(InvalidArgument, "ips", "outside"):
+        await core.allocate(pod("x"), ips=["10.17.0.5"])
+    with expect(InvalidArgument, "ips", "excluded"):
+        await core.allocate(pod("x"), ips=["10.16.0.105"])
+    with expect(InvalidArgument, "ips", "gateway"):
+        await core.allocate(pod("x"), ips=["10.16.0.1"])
+    with expect(InvalidArgument, "ips", "excluded"):
+        await core.allocate(pod("x"), ips=["10.16.0.255"])
+    with expect(InvalidArgument, "ips", "not a valid IP"):
+        await core.allocate(pod("x"), ips=["10.16.0.300"])
+    with expect(InvalidArgument, "ips", "one address per family"):
+        await core.allocate(pod("x"), ips=["10.16.0.7", "10.16.0.8"])
+    with expect(NotFound, "owner.network", "nonet"):
+        await core.allocate(pod("x", network="nonet"))
+    # A fixed v4 plus an automatic v6 on a dual-stack subnet.
+    both, _ = await core.allocate(pod("both"), ips=["10.16.0.60"])
+    assert both.ips[0] == "10.16.0.60" and ipaddress.ip_address(both.ips[1]).version == 6
+    held = [r.ips for r in await core.store.list_allocations()]
+    assert sorted(held) == sorted([["10.16.0.50"], both.ips])
+
+
+async def test_requested_mac(core: IpamCore) -> None:
+    await subnet(core)
+    rec, _ = await core.allocate(pod("m"), mac="0A:58:0A:10:00:05")
+    assert rec.mac == "0a:58:0a:10:00:05"
+    with expect(AlreadyExists, "mac", "net1/default/m/eth0"):
+        await core.allocate(pod("n"), mac="0a:58:0a:10:00:05")
+    with expect(InvalidArgument, "mac", "multicast"):
+        await core.allocate(pod("n"), mac="01:00:5e:00:00:01")
+    with expect(InvalidArgument, "mac", "not a MAC"):
+        await core.allocate(pod("n"), mac="0a:58:0a:10:00")
+    with expect(FailedPrecondition, "mac", "already holds MAC"):
+        await core.allocate(pod("m"), mac="0a:58:0a:10:00:06")
+    macs = {(await core.allocate(pod(f"r{i}")))[0].mac for i in range(50)}
+    assert len(macs) == 50 and rec.mac not in macs
+
+
+# ---- release and cool-down -----------------------------------------------------
+
+
+async def test_release_cooldown_and_reclaim(core: IpamCore, clock: Clock) -> None:
+    await subnet(core, "net1", "10.3.0.0/29")  # usable .2-.6
+    recs = [(await core.allocate(pod(f"p{i}")))[0] for i in range(5)]
+    released = await core.release(pod("p0"))
+    assert [r.ips for r in released] == [recs[0].ips]
+    assert await core.release(pod("p0")) == []  # already free: fine
+    with expect(ResourceExhausted, "owner.network", "1 cooling down"):
+        await core.allocate(pod("new"))
+    with expect(Unavailable, "ips", "cools down"):
+        await core.allocate(pod("new"), ips=recs[0].ips)
+    # The previous owner may take its address back at once.
+    back, _ = await core.allocate(pod("p0"), ips=recs[0].ips)
+    assert back.ips == recs[0].ips
+    await core.release(pod("p0"))
+    clock.advance(31)
+    late, _ = await core.allocate(pod("new"))
+    assert late.ips == recs[0].ips
+
+
+async def test_release_by_address(core: IpamCore) -> None:
+    await subnet(core)
+    rec, _ = await core.allocate(pod("a"))
+    assert await core.release_address("net1", "10.16.0.77") == []
+    freed = await core.release_address("net1", rec.ips[0])
+    assert [r.owner for r in freed] == [pod("a")]
+    with expect(NotFound, "owner", "no allocation"):
+        core.get_allocation(pod("a"))
+
+
+# ---- pools ---------------------------------------------------------------------
+
+
+async def test_pools(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.5.0.0/24", excludes=("10.5.0.200",))
+    await core.create_pool(PoolSpec("net1", "db", ["10.5.0.2-10.5.0.3"]))
+    with expect(AlreadyExists, "pool.addresses", "'db'"):
+        await core.create_pool(PoolSpec("net1", "web", ["10.5.0.3"]))
+    with expect(InvalidArgument, "pool.addresses", "outside"):
+        await core.create_pool(PoolSpec("net1", "web", ["10.6.0.3"]))
+    with expect(InvalidArgument, "pool.addresses", "excluded"):
+        await core.create_pool(PoolSpec("net1", "web", ["10.5.0.200"]))
+    general, _ = await core.allocate(pod("general"))
+    assert general.ips[0] not in ("10.5.0.2", "10.5.0.3")  # pool members are not for everyone
+    a, _ = await core.allocate(pod("a"), pool="db")
+    b, _ = await core.allocate(pod("b"), pool="db")
+    assert sorted(a.ips + b.ips) == ["10.5.0.2", "10.5.0.3"]
+    with expect(ResourceExhausted, "pool", "'db'"):
+        await core.allocate(pod("c"), pool="db")
+    with expect(InvalidArgument, "ips", "belongs to pool 'db'"):
+        await core.allocate(pod("c"), ips=["10.5.0.2"])
+    with expect(NotFound, "pool", "nope"):
+        await core.allocate(pod("c"), pool="nope")
+    with expect(FailedPrecondition, "name", "2 live"):
+        await core.delete_pool("net1", "db")
+    assert [p.name for p in core.list_pools("net1")] == ["db"]
+    await core.release(pod("a"))
+    await core.release(pod("b"))
+    await core.delete_pool("net1", "db")
+    assert core.list_pools() == []
+
+
+# ---- subnet changes against live allocations -----------------------------------
+
+
+async def test_delete_subnet_with_allocations_is_refused(core: IpamCore) -> None:
+    await subnet(core)
+    for i in range(7):
+        await core.allocate(pod(f"p{i}"))
+    with expect(FailedPrecondition, "name", "7 live", "and 2 more"):
+        await core.delete_subnet("net1")
+    assert core.get_subnet("net1")
+    for i in range(7):
+        await core.release(pod(f"p{i}"))
+    await core.delete_subnet("net1")
+    assert core.list_subnets() == []
+    assert (await core.store.load()).subnets == []
+
+
+async def test_update_subnet_guards_live_allocations(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.7.0.0/24")
+    rec, _ = await core.allocate(pod("a"), ips=["10.7.0.130"])
+    for cidrs, excludes, word in [
+        (["10.7.0.0/25"], [], "outside"),
+        (["10.7.0.0/24"], ["10.7.0.128/26"], "excluded"),
+        (["10.7.0.0/24", "fd00::/64"], [], ""),  # fine: adds IPv6
+    ]:
+        spec = SubnetSpec("net1", cidrs, [], excludes)
+        if word:
+            with expect(FailedPrecondition, "subnet", "10.7.0.130", word):
+                await core.update_subnet(spec)
+            assert core.get_subnet("net1").cidrs == ["10.7.0.0/24"]
+        else:
+            new = await core.update_subnet(spec)
+            assert new.gateways == ["10.7.0.1", "fd00::1"]
+    with expect(FailedPrecondition, "subnet", "is the gateway"):
+        await core.update_subnet(SubnetSpec("net1", ["10.7.0.0/24"], ["10.7.0.130"]))
+    # Allocations keep working after the update, and the old one is kept.
+    assert core.get_allocation(pod("a")).ips == rec.ips
+    other, _ = await core.allocate(pod("b"))
+    assert len(other.ips) == 2
+
+
+# ---- listing, usage, reconcile, restart ----------------------------------------
+
+
+async def test_list_allocations_filters_and_pages(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.8.0.0/24")
+    await subnet(core, "net2", "10.9.0.0/24")
+    for i in range(7):
+        await core.allocate(pod(f"p{i}", ns="a" if i % 2 else "b"))
+    await core.allocate(pod("z", network="net2"))
+    seen, token = [], ""
+    while True:
+        page, token = core.list_allocations(subnet="net1", page_size=3, page_token=token)
+        assert len(page) <= 3
+        seen += [r.owner.pod for r in page]
+        if not token:
+            break
+    assert sorted(seen) == [f"p{i}" for i in range(7)]
+    assert seen == [r.owner.pod for r in core.list_allocations(subnet="net1")[0]]
+    assert [r.owner.pod for r in core.list_allocations(namespace="a")[0]] == ["p1", "p3", "p5"]
+    assert [r.owner.pod for r in core.list_allocations(pod="z")[0]] == ["z"]
+    with expect(InvalidArgument, "page_size", "5001"):
+        core.list_allocations(page_size=5001)
+
+
+async def test_usage_counts(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.4.0.0/24", "fd00:4::/64", excludes=("10.4.0.10-10.4.0.19",))
+    await core.create_pool(PoolSpec("net1", "p", ["10.4.0.100-10.4.0.103"]))
+    for i in range(3):
+        await core.allocate(pod(f"p{i}"))
+    await core.release(pod("p0"))
+    v4, v6 = core.usage("net1")
+    assert (v4.total, v4.used, v4.cooling, v4.excluded, v4.pooled) == (256, 2, 1, 13, 4)
+    assert v4.free == 256 - 13 - 4 - 2 - 1
+    assert (v6.total, v6.used, v6.excluded) == (2**64, 2, 2)
+
+
+async def test_reconcile_releases_dead_owners_only(core: IpamCore, clock: Clock) -> None:
+    await subnet(core)
+    for name in ("alive", "dead1", "dead2"):
+        await core.allocate(pod(name))
+    cutoff = clock()
+    clock.advance(1)
+    await core.allocate(pod("newborn"))  # allocated after the live set was taken
+    dry = await core.reconcile([pod("alive")], allocated_before_ms=cutoff + 1, dry_run=True)
+    assert sorted(r.owner.pod for r in dry) == ["dead1", "dead2"]
+    assert len(core.alloc.owners) == 4
+    freed = await core.reconcile([pod("alive")], allocated_before_ms=cutoff + 1)
+    assert sorted(r.owner.pod for r in freed) == ["dead1", "dead2"]
+    assert sorted(o.split("/")[2] for o in core.alloc.owners) == ["alive", "newborn"]
+    assert sorted(r.owner.pod for r in await core.store.list_allocations()) == ["alive", "newborn"]
+
+
+async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
+    first: IpamCore = await make_core()
+    await subnet(first, "net1", "10.10.0.0/29")
+    recs = {i: (await first.allocate(pod(f"p{i}")))[0] for i in range(4)}
+    await first.release(pod("p0"))
+    second: IpamCore = await make_core()
+    assert second.get_allocation(pod("p1")).ips == recs[1].ips
+    assert second.get_allocation(pod("p1")).mac == recs[1].mac
+    # p0's address is cooling in the new process too: the only free one is left.
+    taken = {ip for r in recs.values() for ip in r.ips}
+    (free,) = {f"10.10.0.{n}" for n in range(2, 7)} - taken
+    last, _ = await second.allocate(pod("x"))
+    assert last.ips == [free]
+    with expect(ResourceExhausted, "owner.network", "1 cooling"):
+        await second.allocate(pod("y"))
