@@ -134,6 +134,7 @@ class Ovsdb:
         self._txn: ovs.db.idl.Transaction | None = None
         self._txn_call: _Call | None = None
         self._pending: collections.deque[_Call] = collections.deque()
+        self._hold = False  # a TRY_AGAIN waits for the next idl.run()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stopping = False
@@ -292,10 +293,19 @@ class Ovsdb:
             return None
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            log.exception("ovsdb_thread_failed", remote=self.remote)
+            self._stopping = True
+            self._fail_all(OvsdbError(f"OVSDB thread for {self.remote} failed: {exc!r}"))
+
+    def _loop(self) -> None:
         idl = self._idl
         assert idl is not None
         while not self._stopping:
             idl.run()
+            self._hold = False
             if not self._synced.is_set() and idl.has_ever_connected():
                 self._synced.set()
             if self._synced.is_set():
@@ -357,12 +367,11 @@ class Ovsdb:
                     self._waiters.append(waiter)
             else:
                 self._pending.append(call)
-        if self._txn is None:
-            self._begin_txn(idl)
 
     def _begin_txn(self, idl: _Idl) -> None:
-        # The IDL allows one transaction at a time; the rest wait in order.
-        while self._pending:
+        # The IDL allows one transaction at a time, and idl.run() must not
+        # run while one is being built: build and first commit() together.
+        while self._txn is None and self._pending and not self._hold:
             call = self._pending.popleft()
             if call.future.done():
                 continue
@@ -372,27 +381,33 @@ class Ovsdb:
                 call.extra["result"] = call.fn(txn, idl.tables)
             except Exception as exc:
                 txn.abort()
+                txn.commit()
                 _reject(call.loop, call.future, exc)
                 continue
             self._txn, self._txn_call = txn, call
-            return
+            self._finish_txn(txn.commit())
 
     def _progress_txn(self, idl: _Idl) -> None:
+        if self._txn is not None:
+            self._finish_txn(self._txn.commit())
+        self._begin_txn(idl)
+
+    def _finish_txn(self, status: str) -> None:
         txn, call = self._txn, self._txn_call
-        if txn is None or call is None:
-            return
-        status = txn.commit()
-        if status == ovs.db.idl.Transaction.INCOMPLETE:
+        if txn is None or call is None or status == ovs.db.idl.Transaction.INCOMPLETE:
             return
         self._txn = self._txn_call = None
         if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
             _resolve(call.loop, call.future, call.extra.get("result"))
         elif status == ovs.db.idl.Transaction.TRY_AGAIN and call.attempts < self.MAX_ATTEMPTS:
+            # Retried after the next idl.run() has brought the replica up to date.
             self._pending.appendleft(call)
+            self._hold = True
+            self._wake()
         else:
-            error = txn.get_error() or ovs.db.idl.Transaction.status_to_string(status)
+            error = txn.get_error() or status
             _reject(
-                call.loop, call.future, OvsdbError(f"transaction on {self.remote} failed: {error}")
+                call.loop,
+                call.future,
+                OvsdbError(f"transaction on {self.remote} failed: {error}"),
             )
-        self._begin_txn(idl)
-        self._wake()
