@@ -1,0 +1,65 @@
+"""`python -m sandbox.kubeapi`: run the embedded API server until SIGTERM.
+
+Writes DIR/kubeconfig, and once serving, the ready file as JSON
+{"url": ..., "kubeconfig": ...} so a supervisor can wait on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .server import KubeApiServer
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"--listen: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    host, port = args.listen
+    srv = KubeApiServer(Path(args.state_dir), host, port)
+    await srv.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.ready_file:
+        ready = Path(args.ready_file)
+        tmp = ready.with_name(ready.name + ".tmp")
+        tmp.write_text(json.dumps({"url": srv.url, "kubeconfig": str(srv.kubeconfig_path)}))
+        tmp.replace(ready)
+    await stop.wait()
+    await srv.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sandbox.kubeapi", description=__doc__)
+    p.add_argument(
+        "--state-dir", required=True, help="directory for the SQLite store and kubeconfig"
+    )
+    p.add_argument(
+        "--listen", type=_listen, default=("127.0.0.1", 0), help="HOST:PORT (port 0: any free port)"
+    )
+    p.add_argument("--ready-file", help="write {url, kubeconfig} JSON here once serving")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = p.parse_args(argv)
+    try:
+        from services.common.logging import configure_logging
+
+        configure_logging(level=args.log_level)
+    except ImportError:
+        pass
+    asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Discovery and OpenAPI documents: how clients learn what is served.
+
+kubectl maps kinds to URLs with legacy discovery (/api, /apis and each
+group-version's APIResourceList), and before `create -f` it checks the
+OpenAPI v3 document of the object's group-version for a PATCH operation of
+that kind accepting `fieldValidation`; finding it, kubectl leaves validation
+to the server (strict field validation) instead of downloading OpenAPI v2
+for client-side checks. So each group-version gets a small v3 document
+with those operations, and custom resources carry their CRD schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .registry import Registry
+from .resources import VERBS, ResourceType
+
+Obj = dict[str, Any]
+
+VERSION: Obj = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-kovn-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+def api_versions(server_address: str) -> Obj:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def _group(name: str, versions: list[str]) -> Obj:
+    vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": vs, "preferredVersion": vs[0]}
+
+
+def api_group_list(reg: Registry) -> Obj:
+    groups = [_group(g, vs) for g, vs in reg.groups().items() if g]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_group(reg: Registry, name: str) -> Obj | None:
+    vs = reg.groups().get(name)
+    if not vs or not name:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, vs)}
+
+
+def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
+    rts = reg.in_group_version(group, version)
+    if not rts:
+        return None
+    resources: list[Obj] = []
+    for rt in rts:
+        r: Obj = {
+            "name": rt.plural,
+            "singularName": rt.singular_name,
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": VERBS,
+        }
+        if rt.short_names:
+            r["shortNames"] = list(rt.short_names)
+        if rt.categories:
+            r["categories"] = list(rt.categories)
+        resources.append(r)
+        if rt.status:
+            resources.append(
+                {
+                    "name": f"{rt.plural}/status",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        if "binding" in rt.extra_subresources:
+            resources.append(
+                {
+                    "name": f"{rt.plural}/binding",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": "Binding",
+                    "verbs": ["create"],
+                }
+            )
+    gv = f"{group}/{version}" if group else version
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def _params() -> list[Obj]:
+    return [
+        {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+        for n in ("dryRun", "fieldManager", "fieldValidation", "force")
+    ]
+
+
+def _gvk(rt: ResourceType) -> Obj:
+    return {"group": rt.group, "version": rt.version, "kind": rt.kind}
+
+
+def _schema_name(rt: ResourceType) -> str:
+    rev = ".".join(reversed(rt.group.split("."))) if rt.group else "io.k8s.api.core"
+    return f"{rev}.{rt.version}.{rt.kind}"
+
+
+def openapi_gv(reg: Registry, group: str, version: str) -> Obj | None:
+    rts = reg.in_group_version(group, version)
+    if not rts:
+        return None
+    paths: Obj = {}
+    schemas: Obj = {}
+    base = "/" + _gv_path(group, version)
+    for rt in rts:
+        prefix = (
+            f"{base}/namespaces/{{namespace}}/{rt.plural}"
+            if rt.namespaced
+            else f"{base}/{rt.plural}"
+        )
+        ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
+        ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+        op = {"x-kubernetes-group-version-kind": _gvk(rt), "parameters": _params(), "responses": ok}
+        paths[prefix] = {
+            "post": {**op, "operationId": f"create{rt.kind}", "x-kubernetes-action": "post"}
+        }
+        paths[prefix + "/{name}"] = {
+            "get": {
+                "x-kubernetes-group-version-kind": _gvk(rt),
+                "responses": ok,
+                "operationId": f"read{rt.kind}",
+                "x-kubernetes-action": "get",
+            },
+            "put": {**op, "operationId": f"replace{rt.kind}", "x-kubernetes-action": "put"},
+            "patch": {**op, "operationId": f"patch{rt.kind}", "x-kubernetes-action": "patch"},
+        }
+        schema: Obj = (
+            dict(rt.schema)
+            if rt.schema
+            else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        )
+        schema["x-kubernetes-group-version-kind"] = [_gvk(rt)]
+        schemas[_schema_name(rt)] = schema
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def openapi_root(reg: Registry) -> Obj:
+    paths: Obj = {}
+    for group, versions in reg.groups().items():
+        for v in versions:
+            doc = openapi_gv(reg, group, v)
+            digest = (
+                hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+            )
+            p = _gv_path(group, v)
+            paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={digest}"}
+    return {"paths": paths}

@@ -1,0 +1,224 @@
+"""The in-memory index of every object, the resourceVersion clock, the
+bounded event history and the live watches.
+
+All mutation happens on the event loop thread without awaiting in between,
+so a read-check-write sequence in the API layer is atomic without locks.
+Each write gets the next cluster-wide resourceVersion, is queued for group
+commit to SQLite, and its watch event is delivered to watchers only after
+that commit, so no watcher sees a change a crash could take back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .errors import gone
+from .persistence import Persistence
+from .selectors import FieldReq, Requirement, fields_match, labels_match
+
+log = structlog.get_logger(__name__)
+
+GR = tuple[str, str]
+Obj = dict[str, Any]
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(slots=True)
+class Entry:
+    obj: Obj
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Event:
+    type: str
+    rv: int
+    gr: GR
+    ns: str
+    obj: Obj
+    raw: bytes
+    old: Obj | None
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One watch stream's filter and outbox."""
+
+    gr: GR
+    ns: str | None
+    labels: list[Requirement]
+    fields: list[FieldReq]
+    render: Callable[[str, Obj, bytes | None], bytes]
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    max_backlog: int = 200_000
+    closed: bool = False
+    # Events at or below this version are already reflected in what was sent.
+    min_rv: int = 0
+
+    def matches(self, obj: Obj) -> bool:
+        return labels_match(self.labels, obj) and fields_match(self.fields, obj)
+
+    def offer(self, ev: Event) -> None:
+        if self.closed or ev.rv <= self.min_rv or (self.ns is not None and ev.ns != self.ns):
+            return
+        line: bytes | None = None
+        if ev.type == "MODIFIED" and ev.old is not None and (self.labels or self.fields):
+            now, before = self.matches(ev.obj), self.matches(ev.old)
+            if now and not before:
+                line = self.render("ADDED", ev.obj, ev.raw)
+            elif before and not now:
+                # As Kubernetes does: the object as it was, at the new version.
+                gone_obj = dict(ev.old)
+                gone_obj["metadata"] = {**ev.old["metadata"], "resourceVersion": str(ev.rv)}
+                line = self.render("DELETED", gone_obj, None)
+            elif now:
+                line = self.render("MODIFIED", ev.obj, ev.raw)
+        elif self.matches(ev.obj):
+            line = self.render(ev.type, ev.obj, ev.raw)
+        if line is not None:
+            self.push(line)
+
+    def push(self, line: bytes | None) -> None:
+        if self.queue.qsize() >= self.max_backlog:
+            # A watcher this far behind is cut off, as the real server does;
+            # the client re-lists or resumes from its last version.
+            self.closed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(line)
+
+
+class Store:
+    def __init__(self, state_dir: Path, history_size: int = 50_000) -> None:
+        self._db = Persistence(state_dir / "kubeapi.sqlite", self._dispatch)
+        self.objects: dict[GR, dict[tuple[str, str], Entry]] = {}
+        self.rv = 0
+        self.committed_rv = 0
+        self._history: list[Event] = []
+        self._history_size = history_size
+        # Events at or below this version may have been dropped from history.
+        self._floor = 0
+        self._watchers: dict[GR, set[Watcher]] = {}
+        self.on_event: list[Callable[[Event], None]] = []
+
+    def load(self) -> None:
+        rv, rows = self._db.load()
+        for key, data in rows:
+            group, plural, ns, name = key.split("/", 3)
+            self.objects.setdefault((group, plural), {})[(ns, name)] = Entry(json.loads(data), data)
+        self.rv = self.committed_rv = self._floor = rv
+
+    def start(self) -> None:
+        self._db.start()
+
+    async def close_watches(self) -> None:
+        for ws in self._watchers.values():
+            for w in ws:
+                w.closed = True
+                w.queue.put_nowait(None)
+
+    async def close(self) -> None:
+        await self.close_watches()
+        await self._db.close()
+
+    # ---- reads -------------------------------------------------------------
+    def get(self, gr: GR, ns: str, name: str) -> Entry | None:
+        return self.objects.get(gr, {}).get((ns, name))
+
+    def entries(self, gr: GR, ns: str | None) -> list[tuple[tuple[str, str], Entry]]:
+        items = self.objects.get(gr, {})
+        if ns is None:
+            return sorted(items.items(), key=lambda kv: kv[0])
+        return sorted(((k, e) for k, e in items.items() if k[0] == ns), key=lambda kv: kv[0])
+
+    def count(self, gr: GR, ns: str | None = None) -> int:
+        items = self.objects.get(gr, {})
+        if ns is None:
+            return len(items)
+        return sum(1 for k in items if k[0] == ns)
+
+    # ---- writes ------------------------------------------------------------
+    def next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def put(self, gr: GR, obj: Obj, old: Obj | None) -> tuple[Entry, asyncio.Future[None]]:
+        """Store a created or changed object under a fresh resourceVersion."""
+        rv = self.next_rv()
+        obj["metadata"]["resourceVersion"] = str(rv)
+        ns = obj["metadata"].get("namespace", "")
+        name = obj["metadata"]["name"]
+        raw = dumps(obj)
+        entry = Entry(obj, raw)
+        self.objects.setdefault(gr, {})[(ns, name)] = entry
+        ev = Event("MODIFIED" if old is not None else "ADDED", rv, gr, ns, obj, raw, old)
+        fut = self._db.write([(_key(gr, ns, name), raw)], rv, [ev])
+        return entry, fut
+
+    def remove(self, gr: GR, obj: Obj) -> tuple[Obj, asyncio.Future[None]]:
+        """Delete an object; the DELETED event carries the deletion's version."""
+        rv = self.next_rv()
+        ns = obj["metadata"].get("namespace", "")
+        name = obj["metadata"]["name"]
+        self.objects.get(gr, {}).pop((ns, name), None)
+        final = dict(obj)
+        final["metadata"] = {**obj["metadata"], "resourceVersion": str(rv)}
+        raw = dumps(final)
+        ev = Event("DELETED", rv, gr, ns, final, raw, obj)
+        fut = self._db.write([(_key(gr, ns, name), None)], rv, [ev])
+        return final, fut
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for ev in events:
+            self.committed_rv = max(self.committed_rv, ev.rv)
+            self._history.append(ev)
+            for w in self._watchers.get(ev.gr, ()):
+                w.offer(ev)
+            for hook in self.on_event:
+                hook(ev)
+        if len(self._history) > 2 * self._history_size:
+            cut = len(self._history) - self._history_size
+            self._floor = self._history[cut - 1].rv
+            del self._history[:cut]
+
+    # ---- watches -----------------------------------------------------------
+    def watch(self, w: Watcher, since: int | None, initial: Iterable[Entry]) -> None:
+        """Register a watch; `since` replays history after that version,
+        `initial` (when since is None) sends the current state as ADDED."""
+        if since is not None:
+            if since < self._floor:
+                raise gone(f"too old resource version: {since} ({self._floor + 1})")
+            w.min_rv = since
+            start = bisect.bisect_right(self._history, since, key=lambda e: e.rv)
+            for ev in self._history[start:]:
+                if ev.gr == w.gr:
+                    w.offer(ev)
+        else:
+            # Writes not yet committed are in the snapshot already.
+            w.min_rv = self.rv
+            for e in initial:
+                w.push(w.render("ADDED", e.obj, e.raw))
+        self._watchers.setdefault(w.gr, set()).add(w)
+
+    def unwatch(self, w: Watcher) -> None:
+        w.closed = True
+        self._watchers.get(w.gr, set()).discard(w)
+
+    def drop_gr(self, gr: GR) -> list[Obj]:
+        """All objects of a kind (for deleting a CRD's resources)."""
+        return [e.obj for e in self.objects.get(gr, {}).values()]
+
+
+def _key(gr: GR, ns: str, name: str) -> str:
+    return f"{gr[0]}/{gr[1]}/{ns}/{name}"
