@@ -35,7 +35,10 @@ def test_interval_algebra_matches_sets(a: list[A.Interval], b: list[A.Interval])
 
 def test_parse_ranges_accepts_ip_range_and_cidr() -> None:
     got = A.parse_ranges(["10.0.0.5", "10.0.0.6-10.0.0.9", "10.0.1.0/30", "fd00::1"], "f")
-    ip = lambda text: int(A.parse_ip(text, "f"))  # noqa: E731
+
+    def ip(text: str) -> int:
+        return int(A.parse_ip(text, "f"))
+
     assert got[4] == [(ip("10.0.0.5"), ip("10.0.0.9")), (ip("10.0.1.0"), ip("10.0.1.3"))]
     assert len(got[6]) == 1
 
