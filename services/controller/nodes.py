@@ -1,6 +1,6 @@
 """Node reconciler: each node gets a join port for its `kovn0`.
 
-The join address comes from ipam (owner: join subnet, namespace "", pod =
+The join address comes from ipam (owner: join subnet, namespace "kovn.nodes", pod =
 node name, nic "kovn0"), the port lives on the join switch bound to the
 node, and the result is written to the Node's annotations and posted for
 GetNodeNetwork.
@@ -18,7 +18,9 @@ from services.controller.ipam_client import owner
 from services.controller.nb.rows import OwnedRow
 
 JOIN_NIC = "kovn0"
-NODE_NAMESPACE = ""
+# Node allocations live in a namespace no Kubernetes namespace can have
+# (namespaces cannot contain dots), so they never meet a pod's.
+NODE_NAMESPACE = "kovn.nodes"
 
 
 def node_owner(join: str, node: str) -> tuple[str, str, str, str]:

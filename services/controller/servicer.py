@@ -10,6 +10,7 @@ Lease, with the caller's remaining deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -77,9 +78,24 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                 task.add_done_callback(self._closing.discard)
         return controller_pb2_grpc.ControllerStub(self._leader_channel[1])  # type: ignore[no-untyped-call]
 
+    async def _await_leader(self, context: GrpcContext) -> None:
+        """Until some replica leads (a fresh replica has not seen the Lease yet)."""
+        remaining = context.time_remaining()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (DEFAULT_WAIT if remaining is None else remaining)
+        while not self.elector.is_leader and not self.elector.leader_address:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise Unavailable("no controller leader is known yet", retry_after=1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.elector.changed.wait(), left)
+
     async def _forward(self, method: str, request: Any, context: GrpcContext) -> Any:
         if any(k == FORWARDED_KEY for k, _ in context.invocation_metadata() or ()):
             raise Unavailable("leadership is changing; retry", retry_after=0.5)
+        await self._await_leader(context)
+        if self.elector.is_leader:
+            return await getattr(self, method)(request, context)
         stub = self._stub()
         try:
             return await getattr(stub, method)(

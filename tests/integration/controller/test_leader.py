@@ -1,0 +1,90 @@
+"""High availability: one leader through a Lease, followers forward."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.api.controller.v1 import controller_pb2
+from tests.integration.controller.harness import Cluster, Replica, running_cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path) as c:
+        yield c
+
+
+async def _leader(replicas: list[Replica]) -> Replica:
+    while True:
+        for r in replicas:
+            if r.service.elector is not None and r.service.elector.is_leader:
+                return r
+        await asyncio.wait(
+            [
+                asyncio.ensure_future(r.service.elector.changed.wait())
+                for r in replicas
+                if r.service.elector
+            ],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+
+
+async def test_leader_change_mid_churn_allocates_nothing_twice(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    a = await cluster.start_replica("a")
+    b = await cluster.start_replica("b")
+    leader = await asyncio.wait_for(_leader([a, b]), 10)
+    follower = b if leader is a else a
+    assert not follower.service.elector.is_leader  # type: ignore[union-attr]
+
+    total = 60
+    for i in range(total // 2):
+        await cluster.pod("default", f"p{i}")
+    # A follower answers by forwarding to the leader.
+    first = await follower.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace="default", name="p0"), timeout=20
+    )
+    assert first.ips
+
+    async def create_rest() -> None:
+        for i in range(total // 2, total):
+            await cluster.pod("default", f"p{i}")
+
+    churn = asyncio.create_task(create_rest())
+    await cluster.stop_replica(leader)  # the leader goes away mid churn
+    await churn
+    new = await asyncio.wait_for(_leader([follower]), 10)
+    assert new is follower
+    nets = await asyncio.gather(
+        *(
+            follower.stub.GetPodNetwork(
+                controller_pb2.GetPodNetworkRequest(namespace="default", name=f"p{i}"), timeout=30
+            )
+            for i in range(total)
+        )
+    )
+    ips = [n.ips[0].address for n in nets]
+    assert len(set(ips)) == total
+    assert nets[0].ips[0].address == first.ips[0].address and nets[0].mac == first.mac
+    owners: dict[str, str] = {}
+    async for alloc in follower.ctx.ipam.allocations():
+        if alloc.owner.namespace == "default":
+            assert alloc.owner.pod not in owners
+            owners[alloc.owner.pod] = alloc.addresses[0].address
+    assert len(owners) == total  # nothing allocated twice, nothing leaked
+    for i, net in enumerate(nets):
+        assert owners[f"p{i}"] == net.ips[0].address
+        pod = await cluster.get_pod("default", f"p{i}")
+        assert (
+            pod["metadata"]["annotations"]["kovn.io/ip_address"] == net.ips[0].address.split("/")[0]
+        )
+    ports = cluster.nbctl(
+        "--bare", "--columns=name", "find", "Logical_Switch_Port", "external_ids:pod!=x"
+    ).split()
+    assert len([p for p in ports if p.endswith(".default")]) == total

@@ -1,0 +1,252 @@
+"""Controller end to end: real OVN central, embedded API, ipam subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from services.api.controller.v1 import controller_pb2
+from tests.integration.controller.harness import Cluster, running_cluster, until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path) as c:
+        yield c
+
+
+async def test_pods_get_ports_addresses_and_annotations(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.pod("default", "web")
+    replica = await cluster.start_replica()
+    net = await replica.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace="default", name="web", node="n1"), timeout=20
+    )
+    assert net.logical_port == "web.default"
+    assert net.logical_switch == "ovn-default"
+    assert net.ips[0].address.startswith("10.16.") and net.ips[0].address.endswith("/16")
+    assert net.ips[0].gateway == "10.16.0.1"
+    assert net.routes[0].destination == "0.0.0.0/0"
+    ip = net.ips[0].address.split("/")[0]
+    assert f"{net.mac} {ip}" in cluster.nbctl(
+        "get", "Logical_Switch_Port", "web.default", "addresses"
+    )
+    assert "n1" in cluster.nbctl(
+        "get", "Logical_Switch_Port", "web.default", "options:requested-chassis"
+    )
+    assert ip in cluster.nbctl("get", "Logical_Switch_Port", "web.default", "port_security")
+    pod = await cluster.get_pod("default", "web")
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["kovn.io/ip_address"] == ip
+    assert annotations["kovn.io/mac_address"] == net.mac
+    assert annotations["kovn.io/logical_switch"] == "ovn-default"
+    # The router and its port to the default subnet exist, stamped with kovn's owner.
+    assert "kovn-owner" in cluster.nbctl("get", "Logical_Router", "kovn-cluster", "external_ids")
+    node_net = await replica.stub.GetNodeNetwork(
+        controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=10
+    )
+    assert node_net.ips[0].address.startswith("100.64.")
+    assert node_net.cluster_cidrs == ["10.16.0.0/16"]
+    node = await cluster.kube.get("/api/v1/nodes/n1")
+    assert (
+        node["metadata"]["annotations"]["kovn.io/join_ip"] == node_net.ips[0].address.split("/")[0]
+    )
+
+
+async def test_unknown_pod_and_bad_requests_fail_precisely(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await replica.stub.GetPodNetwork(
+            controller_pb2.GetPodNetworkRequest(namespace="default", name="ghost"), timeout=5
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    await cluster.pod("default", "bad-ip", annotations={"kovn.io/ip_address": "10.99.0.5"})
+    await cluster.pod("default", "no-subnet", annotations={"kovn.io/logical_switch": "nope"})
+    await cluster.pod("default", "good")
+    for name, fragment in [
+        ("bad-ip", "10.99.0.5 is not inside"),
+        ("no-subnet", "'nope' does not exist"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await replica.stub.GetPodNetwork(
+                controller_pb2.GetPodNetworkRequest(namespace="default", name=name), timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert fragment in (err.value.details() or "")
+    good = await replica.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace="default", name="good"), timeout=10
+    )
+    assert good.ips
+    events = await cluster.events_for("default", "bad-ip")
+    assert events and events[0]["type"] == "Warning" and "10.99.0.5" in events[0]["message"]
+
+
+async def _network(replica: object, namespace: str, name: str) -> controller_pb2.PodNetwork:
+    stub = replica.stub  # type: ignore[attr-defined]
+    net: controller_pb2.PodNetwork = await stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace=namespace, name=name), timeout=20
+    )
+    return net
+
+
+async def _ready_condition(cluster: Cluster, name: str) -> dict[str, str] | None:
+    obj = await cluster.kube.get(f"/apis/kovn.io/v1/subnets/{name}")
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+async def test_subnets_namespaces_and_invalid_subnets(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.namespace("team")
+    await cluster.subnet(
+        "s1", cidrBlock="10.20.0.0/16", namespaces=["team"], excludeIps=["10.20.0.2..10.20.0.200"]
+    )
+    replica = await cluster.start_replica()
+    await cluster.pod("team", "api")
+    net = await _network(replica, "team", "api")
+    assert net.logical_switch == "s1"
+    ip = net.ips[0].address.split("/")[0]
+    assert ip.startswith("10.20.") and ip not in {f"10.20.0.{i}" for i in range(1, 201)}
+    assert net.ips[0].gateway == "10.20.0.1"
+    assert (
+        cluster.nbctl("get", "Logical_Router_Port", "kovn-cluster-s1", "networks").strip()
+        == '["10.20.0.1/16"]'
+    )
+    assert "api.team" in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port")
+
+    async def ready(name: str, status: str) -> bool:
+        cond = await _ready_condition(cluster, name)
+        return cond is not None and cond["status"] == status
+
+    await until(lambda: ready("s1", "True"), what="s1 Ready")
+    # Invalid and conflicting subnets: a False condition naming the problem, nothing written.
+    await cluster.subnet("bad", cidrBlock="10.30.0.0/16", gateway="10.31.0.1")
+    await cluster.subnet("overlap", cidrBlock="10.20.128.0/24")
+    await until(lambda: ready("bad", "False"), what="bad not Ready")
+    await until(lambda: ready("overlap", "False"), what="overlap not Ready")
+    bad = await _ready_condition(cluster, "bad")
+    assert bad is not None and bad["reason"] == "InvalidSpec" and "spec.gateway" in bad["message"]
+    overlap = await _ready_condition(cluster, "overlap")
+    assert overlap is not None and "overlaps subnet s1" in overlap["message"]
+    switches = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch").split()
+    assert sorted(switches) == ["join", "ovn-default", "s1"]
+    # A pod asking for the invalid subnet is refused with the reason.
+    await cluster.pod("default", "wants-bad", annotations={"kovn.io/logical_switch": "bad"})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _network(replica, "default", "wants-bad")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "spec.gateway" in (err.value.details() or "")
+
+
+async def test_fixed_ip_mac_aliases_and_taken_ip(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    await cluster.pod(
+        "default",
+        "fixed",
+        annotations={"kovn.io/ip_address": "10.16.5.5", "kovn.io/mac_address": "0a:00:00:00:05:05"},
+    )
+    await cluster.pod(
+        "default", "migrated", annotations={"ovn.kubernetes.io/ip_address": "10.16.6.6"}
+    )
+    fixed = await _network(replica, "default", "fixed")
+    assert fixed.ips[0].address == "10.16.5.5/16" and fixed.mac == "0a:00:00:00:05:05"
+    migrated = await _network(replica, "default", "migrated")
+    assert migrated.ips[0].address == "10.16.6.6/16"
+    await cluster.pod("default", "thief", annotations={"kovn.io/ip_address": "10.16.5.5"})
+    await cluster.pod(
+        "default", "bad-mac", annotations={"kovn.io/mac_address": "01:00:00:00:00:01"}
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _network(replica, "default", "thief")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "10.16.5.5" in (err.value.details() or "") and "fixed" in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _network(replica, "default", "bad-mac")
+    assert "kovn.io/mac_address" in (err.value.details() or "")
+    # The holder keeps its address.
+    assert (await _network(replica, "default", "fixed")).ips[0].address == "10.16.5.5/16"
+
+
+async def _allocated_ips(replica: object) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    async for alloc in replica.ctx.ipam.allocations():  # type: ignore[attr-defined]
+        if alloc.owner.namespace != "kovn.nodes":
+            out[f"{alloc.owner.namespace}/{alloc.owner.pod}"] = [a.ip for a in alloc.addresses]
+    return out
+
+
+async def test_deletion_and_garbage_collection(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    for name in ("a", "b", "c"):
+        await cluster.pod("default", name)
+    for name in ("a", "b", "c"):
+        await _network(replica, "default", name)
+    await cluster.delete_pod("default", "a")
+
+    def port_gone(port: str) -> bool:
+        return (
+            port
+            not in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
+        )
+
+    await until(lambda: port_gone("a.default"), what="port of a removed")
+    assert "default/a" not in await _allocated_ips(replica)
+    # While no controller runs, a pod goes away: the next leader collects it.
+    await cluster.stop_replica(replica)
+    await cluster.delete_pod("default", "b")
+    replica = await cluster.start_replica("r2")
+    await replica.service.ready.wait()
+    assert port_gone("b.default")
+    live = await _allocated_ips(replica)
+    assert "default/b" not in live and "default/c" in live
+    assert (await _network(replica, "default", "c")).ips[0].address.split("/")[0] == live[
+        "default/c"
+    ][0]
+
+
+async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.node("n2")
+    await cluster.subnet("s1", cidrBlock="10.20.0.0/16", namespaces=["default"])
+    replica = await cluster.start_replica()
+    for i in range(20):
+        await cluster.pod("default", f"p{i}", node=f"n{i % 2 + 1}")
+    for i in range(20):
+        await _network(replica, "default", f"p{i}")
+    await replica.service.queues["pod"].wait_idle()
+    versions = {
+        i: (await cluster.get_pod("default", f"p{i}"))["metadata"]["resourceVersion"]
+        for i in range(20)
+    }
+    await cluster.stop_replica(replica)
+
+    replica = await cluster.start_replica("r2")
+    await replica.service.ready.wait()
+    for name in ("pod", "node", "subnet"):
+        await replica.service.queues[name].wait_idle()
+    for i in range(20):
+        await _network(replica, "default", f"p{i}")
+    assert replica.service.last_resync.written == 0
+    assert replica.ctx.writer.rows_written == 0
+    after = {
+        i: (await cluster.get_pod("default", f"p{i}"))["metadata"]["resourceVersion"]
+        for i in range(20)
+    }
+    assert after == versions
+    # Drift behind kovn's back is repaired by the next resync, and only that row.
+    cluster.nbctl("lsp-set-addresses", "p3.default", "0a:00:00:00:00:99 10.20.9.9")
+    from services.controller.resync import resync
+
+    result = await resync(replica.ctx)
+    assert (result.ensured, result.removed, result.written) == (1, 0, 1)
+    assert "10.20.9.9" not in cluster.nbctl("get", "Logical_Switch_Port", "p3.default", "addresses")
