@@ -7,6 +7,7 @@ bench/cni.py.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -18,13 +19,8 @@ _METHOD = "/kovn.dataplane.v1.Dataplane/Cni"
 _DEFAULT_TIMEOUT = 120.0
 
 
-def _timeout(stdin: bytes) -> float:
-    import json
-
-    try:
-        value = json.loads(stdin).get("timeout", _DEFAULT_TIMEOUT)
-    except (ValueError, AttributeError):
-        return _DEFAULT_TIMEOUT
+def _timeout(config: dict[str, object]) -> float:
+    value = config.get("timeout", _DEFAULT_TIMEOUT)
     return float(value) if isinstance(value, int | float) and value > 0 else _DEFAULT_TIMEOUT
 
 
@@ -38,22 +34,36 @@ def run(env: dict[str, str] | os._Environ[str], stdin: bytes) -> tuple[bytes, in
             spec.INVALID_CONFIG,
             f"stdin: more than {spec.MAX_STDIN} bytes, the limit for a network configuration",
         )
-        return err.to_json(spec.reply_version(b"")), 1
+        return err.to_json(spec.LATEST), 1
+    # The socket is named in the config, so a config that does not decode
+    # cannot be forwarded: answer it here, with the same codes as the dataplane.
+    try:
+        config = json.loads(stdin)
+    except (UnicodeDecodeError, ValueError) as exc:
+        err = spec.CniError(spec.DECODE_FAILURE, f"stdin: not valid JSON: {exc}")
+        return err.to_json(spec.LATEST), 1
+    if not isinstance(config, dict):
+        err = spec.CniError(
+            spec.INVALID_CONFIG, "stdin: the network configuration must be a JSON object"
+        )
+        return err.to_json(spec.LATEST), 1
+    version = spec.reply_version(stdin)
     forwarded = {k: v for k, v in env.items() if k.startswith("CNI_")}
-    path = spec.socket_path(stdin)
+    path = config.get("socket")
+    path = path if isinstance(path, str) and path else spec.DEFAULT_SOCKET
     unavailable = spec.NOT_AVAILABLE if command == "STATUS" else spec.TRY_AGAIN
     try:
-        raw = unary(path, _METHOD, encode_cni_request(forwarded, stdin), _timeout(stdin))
+        raw = unary(path, _METHOD, encode_cni_request(forwarded, stdin), _timeout(config))
         reply = decode_cni_reply(raw)
     except TransportError as exc:
         err = spec.CniError(unavailable, f"kovn dataplane unreachable at {path}: {exc}")
-        return err.to_json(spec.reply_version(stdin)), 1
+        return err.to_json(version), 1
     except RpcError as exc:
         err = spec.CniError(unavailable, f"kovn dataplane at {path} failed the call: {exc}")
-        return err.to_json(spec.reply_version(stdin)), 1
+        return err.to_json(version), 1
     except DecodeError as exc:
         err = spec.CniError(spec.IO_FAILURE, f"kovn dataplane at {path} sent a bad reply: {exc}")
-        return err.to_json(spec.reply_version(stdin)), 1
+        return err.to_json(version), 1
     return reply.stdout, reply.exit_code
 
 
