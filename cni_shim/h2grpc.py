@@ -114,28 +114,59 @@ def unary(socket_path: str, method: str, message: bytes, timeout: float) -> byte
             raise TransportError(f"cannot connect to {socket_path}: {err.strerror or err}") from err
         settings = struct.pack(">HI", 0x4, _WINDOW) + struct.pack(">HI", 0x2, 0)  # window, no push
         body = b"\x00" + struct.pack(">I", len(message)) + message
-        out = (
-            _PREFACE
-            + _frame(_SETTINGS, 0, 0, settings)
-            + _frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW))
-            + _frame(_HEADERS, _END_HEADERS, _STREAM, _request_headers(method, timeout))
-        )
-        # The server's initial windows are 65535 bytes until its SETTINGS say
-        # otherwise; requests are far smaller, larger ones are chunked here.
-        for start in range(0, len(body), 16384):
-            chunk = body[start : start + 16384]
-            last = start + 16384 >= len(body)
-            out += _frame(_DATA, _END_STREAM if last else 0, _STREAM, chunk)
+        sender = _Sender(sock, body)
         try:
-            sock.sendall(out)
-            return _read_reply(sock, deadline)
+            sock.sendall(
+                _PREFACE
+                + _frame(_SETTINGS, 0, 0, settings)
+                + _frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW))
+                + _frame(_HEADERS, _END_HEADERS, _STREAM, _request_headers(method, timeout))
+            )
+            sender.send()
+            return _read_reply(sock, deadline, sender)
         except OSError as err:
             raise TransportError(f"connection to {socket_path} failed: {err}") from err
     finally:
         sock.close()
 
 
-def _read_reply(sock: socket.socket, deadline: float) -> bytes:
+class _Sender:
+    """The request body under HTTP/2 flow control: the server's windows start
+    at 65535 bytes and grow only by its WINDOW_UPDATE and SETTINGS frames."""
+
+    def __init__(self, sock: socket.socket, body: bytes) -> None:
+        self._sock = sock
+        self._body = body
+        self._sent = 0
+        self.connection_window = 65535
+        self.stream_window = 65535
+        self._frame_size = 16384
+
+    def send(self) -> None:
+        out = bytearray()
+        while self._sent < len(self._body):
+            room = min(self.connection_window, self.stream_window, self._frame_size)
+            if room <= 0:
+                break
+            chunk = self._body[self._sent : self._sent + room]
+            self._sent += len(chunk)
+            self.connection_window -= len(chunk)
+            self.stream_window -= len(chunk)
+            last = self._sent == len(self._body)
+            out += _frame(_DATA, _END_STREAM if last else 0, _STREAM, chunk)
+        if out:
+            self._sock.sendall(out)
+
+    def settings(self, payload: bytes) -> None:
+        for pos in range(0, len(payload) - 5, 6):
+            key, value = struct.unpack(">HI", payload[pos : pos + 6])
+            if key == 0x4:  # SETTINGS_INITIAL_WINDOW_SIZE changes open streams' windows
+                self.stream_window += value - 65535
+            elif key == 0x5:
+                self._frame_size = value
+
+
+def _read_reply(sock: socket.socket, deadline: float, sender: _Sender) -> bytes:
     reader = _Reader(sock, deadline)
     decoder = Decoder()
     headers: dict[str, str] = {}
@@ -152,6 +183,15 @@ def _read_reply(sock: socket.socket, deadline: float) -> bytes:
         payload = reader.read(length)
         if kind == _SETTINGS and not flags & _ACK:
             sock.sendall(_frame(_SETTINGS, _ACK, 0, b""))
+            sender.settings(payload)
+            sender.send()
+        elif kind == _WINDOW_UPDATE and len(payload) == 4:
+            increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+            if stream == 0:
+                sender.connection_window += increment
+            elif stream == _STREAM:
+                sender.stream_window += increment
+            sender.send()
         elif kind == _PING and not flags & _ACK:
             sock.sendall(_frame(_PING, _ACK, 0, payload))
         elif kind == _GOAWAY:

@@ -1,0 +1,68 @@
+"""CNI request validation and result conversion (pure logic)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cni_shim import spec
+
+CONF = {"cniVersion": "1.0.0", "name": "kovn", "type": "kovn-cni"}
+ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc", "CNI_NETNS": "/run/netns/x",
+       "CNI_IFNAME": "eth0", "CNI_ARGS": "K8S_POD_NAME=p;K8S_POD_NAMESPACE=n"}  # fmt: skip
+RESULT = {
+    "cniVersion": "1.1.0",
+    "interfaces": [{"name": "kvx", "mac": "aa"}, {"name": "eth0", "mac": "bb", "mtu": 1400,
+                                                  "sandbox": "/run/netns/x"}],
+    "ips": [{"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 1},
+            {"address": "fd00::2/64", "interface": 1}],
+    "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}],
+    "dns": {},
+}  # fmt: skip
+
+
+def test_parse_add() -> None:
+    r = spec.parse(ENV, json.dumps(CONF).encode())
+    assert (r.command, r.container_id, r.ifname) == ("ADD", "abc", "eth0")
+    assert r.args == {"K8S_POD_NAME": "p", "K8S_POD_NAMESPACE": "n"}
+
+
+def test_del_needs_no_netns() -> None:
+    env = {k: v for k, v in ENV.items() if k != "CNI_NETNS"} | {"CNI_COMMAND": "DEL"}
+    assert spec.parse(env, json.dumps(CONF).encode()).netns == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "conf", "code"),
+    [
+        ({**ENV, "CNI_IFNAME": "a/b"}, CONF, 4),
+        ({**ENV, "CNI_IFNAME": ".."}, CONF, 4),
+        ({**ENV, "CNI_CONTAINERID": "-x"}, CONF, 4),
+        ({**ENV, "CNI_CONTAINERID": "a" * 300}, CONF, 4),
+        (ENV, {**CONF, "cniVersion": "0.3.1"}, 1),
+        (ENV, {**CONF, "type": 3}, 7),
+        ({"CNI_COMMAND": "GC"}, CONF, 1),
+    ],
+)
+def test_parse_rejects(env: dict[str, str], conf: dict[str, object], code: int) -> None:
+    with pytest.raises(spec.CniError) as info:
+        spec.parse(env, json.dumps(conf).encode())
+    assert info.value.code == code
+
+
+def test_convert_versions() -> None:
+    v11 = spec.convert_result(RESULT, "1.1.0")
+    assert v11["interfaces"][1]["mtu"] == 1400
+    v10 = spec.convert_result(RESULT, "1.0.0")
+    assert "mtu" not in v10["interfaces"][1] and v10["cniVersion"] == "1.0.0"
+    v04 = spec.convert_result(RESULT, "0.4.0")
+    assert [ip["version"] for ip in v04["ips"]] == ["4", "6"]
+    assert RESULT["interfaces"][1]["mtu"] == 1400  # input untouched
+
+
+def test_error_json_and_version_reply() -> None:
+    err = spec.CniError(4, "CNI_NETNS: missing", "d")
+    want = {"cniVersion": "1.0.0", "code": 4, "msg": "CNI_NETNS: missing", "details": "d"}
+    assert json.loads(err.to_json("1.0.0")) == want
+    assert json.loads(spec.version_reply(b"garbage"))["cniVersion"] == spec.LATEST
