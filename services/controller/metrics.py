@@ -35,3 +35,12 @@ SUBNET_ADDRESSES = Gauge(
     ["subnet", "family", "state"],
 )
 IS_LEADER = Gauge("kovn_controller_leader", "1 while this replica holds the Lease.")
+KUBE_WRITES = Counter(
+    "kovn_controller_kube_writes_total",
+    "Writes to the Kubernetes API (annotation and status patches), by kind.",
+    ["kind"],
+)
+TAKEOVER_SECONDS = Gauge(
+    "kovn_controller_takeover_seconds",
+    "Time from winning the Lease until every known object was reconciled once.",
+)

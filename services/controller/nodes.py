@@ -12,7 +12,7 @@ from collections.abc import Hashable
 
 from services.common.kube import KubeError, resource_path
 from services.controller import annotations as ann
-from services.controller import topology
+from services.controller import metrics, topology
 from services.controller.context import Context, NicNetwork
 from services.controller.ipam_client import owner
 from services.controller.nb.rows import OwnedRow
@@ -64,6 +64,7 @@ class NodeReconciler:
                     resource_path("", "v1", "nodes", name=name),
                     {"metadata": {"annotations": patch}},
                 )
+                metrics.KUBE_WRITES.labels(kind="node").inc()
             except KubeError as exc:
                 if exc.status == 404:
                     return

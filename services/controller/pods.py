@@ -31,7 +31,7 @@ from services.common.errors import (
 )
 from services.common.kube import KubeError, resource_path
 from services.controller import annotations as ann
-from services.controller import topology
+from services.controller import metrics, topology
 from services.controller.context import Context, NicNetwork, nic_key
 from services.controller.events import pod_ref
 from services.controller.ipam_client import owner
@@ -201,6 +201,7 @@ class PodReconciler:
                     resource_path("", "v1", "pods", namespace, name),
                     {"metadata": {"annotations": patch}},
                 )
+                metrics.KUBE_WRITES.labels(kind="pod").inc()
             except KubeError as exc:
                 if exc.status == 404:
                     return  # deleted meanwhile; its deletion event follows

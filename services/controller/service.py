@@ -24,6 +24,7 @@ from services.common.health import Health
 from services.common.kube import KubeClient, Obj, connect, resource_path
 from services.common.server import Service
 from services.controller import annotations as ann
+from services.controller import metrics
 from services.controller.config import ControllerConfig
 from services.controller.context import Context, Informers
 from services.controller.events import EventRecorder
@@ -198,6 +199,11 @@ class ControllerService(Service):
                 await asyncio.sleep(1.0)  # back off before rebuilding again
         log.info("leading", seconds=round(time.perf_counter() - started, 3))
         self.ready.set()
+        for name in ("subnet", "node", "pod"):
+            await self.queues[name].wait_idle()
+        took = time.perf_counter() - started
+        metrics.TAKEOVER_SECONDS.set(took)
+        log.info("every object reconciled once since taking over", seconds=round(took, 3))
         await self._periodic(ctx)
 
     async def _take_over(self, ctx: Context) -> None:

@@ -176,6 +176,7 @@ class SubnetReconciler:
                 resource_path(GROUP, VERSION, "subnets", name=str(name), sub="status"),
                 {"status": new_status},
             )
+            metrics.KUBE_WRITES.labels(kind="subnet").inc()
         except KubeError as exc:
             if exc.status != 404:
                 raise
