@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from sandbox import cluster
 from sandbox.layout import Layout, LayoutError, check_name, default_state_dir
 
@@ -60,6 +62,11 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if not structlog.is_configured():
+        # Logs go to stderr so stdout stays the command's answer (tables, JSON, a path).
+        from services.common.logging import configure_logging
+
+        configure_logging(level="warning")
     try:
         state_dir = _state_dir(args)
         cmd = args.command

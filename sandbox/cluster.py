@@ -311,6 +311,9 @@ def _process_alive(pidfile: Path, marker: str) -> int | None:
 
 
 def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
+    with contextlib.suppress(OSError, ValueError, ChildProcessError):
+        # Reap it if it already died as our child (e.g. killed in a crash).
+        os.waitpid(int(pidfile.read_text().strip()), os.WNOHANG)
     pid = _process_alive(pidfile, marker)
     if pid is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -139,6 +139,7 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
     Returns once the process is gone, not merely once its pidfile is (the
     daemons remove the pidfile on the way out, before they exit).
     """
+    _reap_crashed(pidfile)
     pid = read_pid(pidfile, program)
     if pid is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -160,6 +161,17 @@ def _reap(pid: int) -> None:
     # this process, collect the zombie now so no trace of the daemon remains.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+def _reap_crashed(pidfile: Path) -> None:
+    # A daemon that died without cleaning up (SIGKILL, crash) is a zombie
+    # child of ours when we adopted it; collect it without blocking.
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 _subreaper = False

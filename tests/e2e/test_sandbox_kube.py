@@ -217,6 +217,7 @@ def test_status_and_exec_cli(sandbox: SandboxHandle, capsys: pytest.CaptureFixtu
     try:
         ip = json.loads(sandbox.kubectl("get", "pod", name, "-o", "json"))["status"]["podIP"]
         sd = str(sandbox.state_dir)
+        capsys.readouterr()
         assert cli.main(["status", "--name", sandbox.name, "--state-dir", sd]) == 0
         out = capsys.readouterr().out
         row = next(line for line in out.splitlines() if name in line)
