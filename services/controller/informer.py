@@ -106,7 +106,8 @@ class Informer:
 
     async def _run(self) -> None:
         failures = 0
-        need_list = True
+        # Restarted after a stop: resume the watch where it left off.
+        need_list = not self.synced.is_set()
         while True:
             try:
                 if need_list:
