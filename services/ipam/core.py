@@ -165,6 +165,12 @@ class IpamCore(Changes):
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_subnets())
 
+    async def refresh_subnets(self) -> None:
+        """Re-read subnets and pools now (one refresh at a time)."""
+        self.subnets_changed()
+        assert self._refresh is not None
+        await asyncio.shield(self._refresh)
+
     async def _refresh_subnets(self) -> None:
         # Read inside the gate: a snapshot taken before one of our own subnet
         # changes must not be applied after it.
@@ -325,6 +331,9 @@ class IpamCore(Changes):
             return existing, True
         started = time.perf_counter()
         fixed_ips = {str(A.parse_ip(t, "ips")) for t in ips}
+        if owner.network not in self.alloc.subnets and self.store.kind != "sqlite":
+            # Another replica may have created it a moment ago.
+            await self.refresh_subnets()
         async with self._owner(owner.key), self._gate.shared():
             for _ in range(_RETRIES):
                 existing = self.alloc.owners.get(owner.key)
