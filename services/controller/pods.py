@@ -37,6 +37,7 @@ from services.controller.events import pod_ref
 from services.controller.ipam_client import owner
 from services.controller.nb.rows import OwnedRow
 from services.controller.subnet_spec import SubnetSpec
+from services.controller.workqueue import Retry
 
 log = structlog.get_logger(__name__)
 
@@ -90,10 +91,18 @@ class PodReconciler:
         if pool_name:
             pool = ctx.pools.get(pool_name)
             if pool is None:
+                if ctx.informers.ippools.get(pool_name) is not None:
+                    raise Retry(f"IPPool {pool_name!r} is not reconciled yet", delay=0.2)
                 raise NotFound(f"IPPool {pool_name!r} does not exist", field=pool_key)
         switch, switch_key = ann.read(annotations, ann.LOGICAL_SWITCH)
         if switch:
             subnet = ctx.subnets.get(switch)
+            if (
+                subnet is None
+                and switch not in ctx.subnet_errors
+                and ctx.informers.subnets.get(switch) is not None
+            ):
+                raise Retry(f"subnet {switch!r} is not reconciled yet", delay=0.2)
             if subnet is None or subnet.internal:
                 why = ctx.subnet_errors.get(switch)
                 detail = f" ({why})" if why else ""

@@ -218,7 +218,11 @@ class ControllerService(Service):
                 log.info("subnet deferred to its queue", subnet=key, error=str(exc))
                 self.queues["subnet"].add(key)
         for key in sorted(ctx.informers.ippools.cache):
-            self.queues["ippool"].add(key)
+            try:
+                await self.pools.reconcile(key)
+            except Exception as exc:
+                log.info("pool deferred to its queue", pool=key, error=str(exc))
+                self.queues["ippool"].add(key)
         await load_allocations(ctx)
         self.last_resync = await resync(ctx)
         for queue in self.queues.values():

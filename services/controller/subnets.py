@@ -132,7 +132,7 @@ class SubnetReconciler:
         except NotFound:
             pass
         except FailedPrecondition as exc:
-            raise Retry(f"subnet {name} still has allocations: {exc}", delay=5.0) from None
+            raise Retry(f"subnet {name} still has allocations: {exc}", delay=1.0) from None
         owner = f"subnet/{name}"
         rows = [
             OwnedRow(

@@ -136,6 +136,10 @@ class WorkQueue:
         """Reset `key`'s failure count (it succeeded or changed)."""
         self._failures.pop(key, None)
 
+    def failures(self, key: Hashable) -> int:
+        """How often `key` failed in a row (0: its last run succeeded)."""
+        return self._failures.get(key, 0)
+
     def _fire(self, key: Hashable) -> None:
         self._timers.pop(key, None)
         self.add(key)

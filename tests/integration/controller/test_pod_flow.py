@@ -250,3 +250,42 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
     result = await resync(replica.ctx)
     assert (result.ensured, result.removed, result.written) == (1, 0, 1)
     assert "10.20.9.9" not in cluster.nbctl("get", "Logical_Switch_Port", "p3.default", "addresses")
+
+
+async def test_ippool_and_subnet_deletion(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.subnet("s2", cidrBlock="10.40.0.0/24")
+    await cluster.kube.create(
+        "/apis/kovn.io/v1/ippools",
+        {
+            "apiVersion": "kovn.io/v1",
+            "kind": "IPPool",
+            "metadata": {"name": "pool-a"},
+            "spec": {"subnet": "s2", "ips": ["10.40.0.100..10.40.0.101"]},
+        },
+    )
+    replica = await cluster.start_replica()
+    await cluster.pod("default", "pooled", annotations={"kovn.io/ip_pool": "pool-a"})
+    await cluster.pod("default", "no-pool", annotations={"kovn.io/ip_pool": "pool-zz"})
+    net = await _network(replica, "default", "pooled")
+    assert net.logical_switch == "s2"
+    assert net.ips[0].address in ("10.40.0.100/24", "10.40.0.101/24")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _network(replica, "default", "no-pool")
+    assert "pool-zz" in (err.value.details() or "")
+    # A subnet in use is not deleted from the NB; once empty, it goes.
+    await cluster.kube.delete("/apis/kovn.io/v1/subnets/s2")
+    queue = replica.service.queues["subnet"]
+    await until(lambda: queue.failures("s2") > 0, what="deletion of s2 attempted")
+    assert "s2" in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch").split()
+    await cluster.delete_pod("default", "pooled")
+
+    def switch_gone() -> bool:
+        return (
+            "s2" not in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch").split()
+        )
+
+    await until(switch_gone, timeout=30, what="switch s2 removed")
+    assert "kovn-cluster-s2" not in cluster.nbctl(
+        "--bare", "--columns=name", "list", "Logical_Router_Port"
+    )
