@@ -381,7 +381,7 @@ class Api:
         except ValueError as e:
             raise bad_request(f"error decoding patch: {e}") from None
         entry = self.get(rt, ns, name)
-        current = copy.deepcopy(entry.obj)
+        current = json.loads(entry.raw)  # a private copy, faster than deepcopy
         if ctype == "application/json-patch+json":
             patched = json_patch(current, patch_doc)
         elif not isinstance(patch_doc, dict):
@@ -702,7 +702,7 @@ class Api:
                 name,
                 f'pod {name} is already assigned to node "{spec["nodeName"]}"',
             )
-        new = copy.deepcopy(entry.obj)
+        new = json.loads(entry.raw)
         new["spec"]["nodeName"] = node
         _, fut = self.store.put(rt.gr, new, entry.obj)
         await fut
