@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -91,13 +93,31 @@ class ControllerService(Service):
         controller_pb2_grpc.add_ControllerServicer_to_server(_Lazy(self), server)  # type: ignore[no-untyped-call]
         return [controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name]
 
-    def advertise(self) -> str:
+    def advertise(self, listen: str = "") -> str:
+        """The address followers reach this replica at ("" while unknown)."""
         if self.config.advertise:
             return self.config.advertise
-        host, _, port = self.config.listen.rpartition(":")
+        host, _, port = (listen or self.config.listen).rpartition(":")
+        if not port or port == "0":
+            return ""
         if host in ("", "0.0.0.0", "[::]"):
             host = socket.gethostname()
-        return f"{host}:{port}" if port else ""
+        return f"{host}:{port}"
+
+    async def _learn_bound_address(self) -> None:
+        """With `listen` on port 0 and no `advertise`, the real port is only
+        known to the chassis, which writes it to the ready file right after
+        start() returns; no event exists for that, so poll with a deadline."""
+        path = Path(self.config.ready_file)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if path.exists():
+                with contextlib.suppress(ValueError, OSError):
+                    grpc_address = json.loads(path.read_text()).get("grpc", "")
+                    if grpc_address and self.elector is not None:
+                        self.elector.address = self.advertise(grpc_address)
+                        return
+            await asyncio.sleep(0.05)
 
     async def start(self, health: Health) -> None:
         cfg = self.config
@@ -157,6 +177,9 @@ class ControllerService(Service):
             on_stopped=self._on_follow,
         )
         self.servicer = ControllerServicer(ctx, self.elector)
+        self._address_task: asyncio.Task[None] | None = None
+        if not self.elector.address and cfg.ready_file:
+            self._address_task = asyncio.create_task(self._learn_bound_address())
         self.elector.start()
 
     def _on_pod(self, etype: str, key: str, old: Obj | None, new: Obj | None) -> None:

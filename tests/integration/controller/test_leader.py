@@ -88,3 +88,73 @@ async def test_leader_change_mid_churn_allocates_nothing_twice(cluster: Cluster)
         "--bare", "--columns=name", "find", "Logical_Switch_Port", "external_ids:pod!=x"
     ).split()
     assert len([p for p in ports if p.endswith(".default")]) == total
+
+
+async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integration.controller.harness import ROOT, wait_file
+
+    await cluster.node("n1")
+    ready = tmp_path / "a.ready"
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "services.controller.main", "--listen", "127.0.0.1:0",
+         "--ready-file", str(ready), "--kubeconfig", str(cluster.kubeapi.kubeconfig_path),
+         "--ipam", cluster.ipam.target, "--nb", cluster.ovn.nb_remote, "--identity", "a",
+         "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.3",
+         "--resync-period", "0", "--gc-period", "0", "--log-level", "warning"],
+        cwd=ROOT, stdout=(tmp_path / "a.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        await asyncio.to_thread(wait_file, ready)
+        assert json.loads(ready.read_text())["grpc"]
+        lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kovn-controller"
+        b = await cluster.start_replica("b")
+        # b learns who leads from the Lease; a started first and must hold it.
+        await asyncio.wait_for(_leader_known(b), 10)
+        assert b.service.elector.leader_identity == "a"  # type: ignore[union-attr]
+        for i in range(20):
+            await cluster.pod("default", f"q{i}")
+        first = await b.stub.GetPodNetwork(  # forwarded to a
+            controller_pb2.GetPodNetworkRequest(namespace="default", name="q0"), timeout=20
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for i in range(20, 40):
+            await cluster.pod("default", f"q{i}")
+        await asyncio.wait_for(_leader([b]), 15)
+        lease = await cluster.kube.get(lease_path)
+        assert lease["spec"]["holderIdentity"] == "b"
+        assert lease["spec"]["leaseTransitions"] >= 1
+        nets = await asyncio.gather(
+            *(
+                b.stub.GetPodNetwork(
+                    controller_pb2.GetPodNetworkRequest(namespace="default", name=f"q{i}"),
+                    timeout=30,
+                )
+                for i in range(40)
+            )
+        )
+        assert len({n.ips[0].address for n in nets}) == 40
+        assert nets[0].ips[0].address == first.ips[0].address
+        count = 0
+        async for alloc in b.ctx.ipam.allocations():
+            count += alloc.owner.namespace == "default"
+        assert count == 40
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def _leader_known(replica: Replica) -> None:
+    elector = replica.service.elector
+    assert elector is not None
+    while not elector.leader_identity:
+        await elector.changed.wait()
