@@ -42,6 +42,9 @@ class ControllerConfig(ServerConfig):
     resync_period: float = field(
         default=300.0, metadata=_help("full NB/ipam reconcile interval as leader, seconds (0: off)")
     )
+    usage_period: float = field(
+        default=10.0, metadata=_help("Subnet usage refresh (status, metrics) interval, seconds")
+    )
     gc_period: float = field(
         default=300.0, metadata=_help("garbage collection interval as leader, seconds (0: off)")
     )
@@ -62,6 +65,8 @@ class ControllerConfig(ServerConfig):
             parse_hostport(self.advertise, "advertise")
         if not 68 <= self.mtu <= 65535:
             raise ConfigError("mtu", self.mtu, "must be between 68 and 65535")
+        if self.usage_period <= 0:
+            raise ConfigError("usage_period", self.usage_period, "must be positive")
         if self.workers < 1:
             raise ConfigError("workers", self.workers, "must be at least 1")
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:

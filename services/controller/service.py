@@ -50,7 +50,6 @@ from services.controller.subnets import PoolReconciler, SubnetReconciler
 from services.controller.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)
-USAGE_PERIOD = 10.0
 
 
 def _pod_signature(pod: Obj | None) -> tuple[Any, ...]:
@@ -262,7 +261,7 @@ class ControllerService(Service):
         next_resync = time.monotonic() + cfg.resync_period if cfg.resync_period else None
         next_gc = time.monotonic() + cfg.gc_period if cfg.gc_period else None
         while True:
-            await asyncio.sleep(USAGE_PERIOD)  # the period of the usage refresh itself
+            await asyncio.sleep(cfg.usage_period)  # the period of the usage refresh itself
             try:
                 await self.subnets.refresh_usage()
                 now = time.monotonic()

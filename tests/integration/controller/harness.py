@@ -149,6 +149,7 @@ class Cluster:
             "workers": 16,
             "resync_period": 0.0,
             "gc_period": 0.0,
+            "usage_period": 0.2,
         }
         values.update(overrides)
         return ControllerConfig(**values)

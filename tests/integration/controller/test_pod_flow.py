@@ -127,6 +127,14 @@ async def test_subnets_namespaces_and_invalid_subnets(cluster: Cluster) -> None:
         return cond is not None and cond["status"] == status
 
     await until(lambda: ready("s1", "True"), what="s1 Ready")
+
+    async def usage_reported() -> bool:
+        status = (await cluster.kube.get("/apis/kovn.io/v1/subnets/s1")).get("status") or {}
+        return status.get("v4UsingIPs") == 1
+
+    await until(usage_reported, what="s1 status shows one used address")
+    status = (await cluster.kube.get("/apis/kovn.io/v1/subnets/s1"))["status"]
+    assert status["v4AvailableIPs"] == 65536 - 2 - 1 - 199 - 1  # net/bcast, gw, excluded, used
     # Invalid and conflicting subnets: a False condition naming the problem, nothing written.
     await cluster.subnet("bad", cidrBlock="10.30.0.0/16", gateway="10.31.0.1")
     await cluster.subnet("overlap", cidrBlock="10.20.128.0/24")
@@ -289,3 +297,58 @@ async def test_ippool_and_subnet_deletion(cluster: Cluster) -> None:
     assert "kovn-cluster-s2" not in cluster.nbctl(
         "--bare", "--columns=name", "list", "Logical_Router_Port"
     )
+
+
+async def test_dual_stack_subnet_and_node_removal(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.node("n2")
+    await cluster.namespace("v6")
+    await cluster.subnet("dual", cidrBlock="10.50.0.0/24,fd00:50::/120", namespaces=["v6"])
+    replica = await cluster.start_replica()
+    await cluster.pod("v6", "both", node="n2")
+    net = await _network(replica, "v6", "both")
+    assert [ip.address.split("/")[1] for ip in net.ips] == ["24", "120"]
+    assert [r.destination for r in net.routes] == ["0.0.0.0/0", "::/0"]
+    assert [ip.gateway for ip in net.ips] == ["10.50.0.1", "fd00:50::1"]
+    assert net.node == "n2"
+    networks = cluster.nbctl("get", "Logical_Router_Port", "kovn-cluster-dual", "networks")
+    assert "10.50.0.1/24" in networks and "fd00:50::1/120" in networks
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await replica.stub.GetPodNetwork(
+            controller_pb2.GetPodNetworkRequest(namespace="v6", name="both", node="n1"), timeout=5
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await replica.stub.GetNodeNetwork(controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=10)
+    assert "node-n1" in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port")
+    await cluster.kube.delete("/api/v1/nodes/n1")
+
+    def port_gone() -> bool:
+        return (
+            "node-n1"
+            not in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
+        )
+
+    await until(port_gone, what="join port of n1 removed")
+    nodes = [a.owner.pod async for a in replica.ctx.ipam.allocations("join")]
+    assert nodes == ["n2"]
+
+
+async def test_recreated_pod_gets_its_own_answer(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    old = await cluster.pod("default", "again")
+    first = await _network(replica, "default", "again")
+    assert first.pod_uid == old["metadata"]["uid"]
+    await cluster.delete_pod("default", "again")
+    new = await cluster.pod("default", "again")
+    uid = new["metadata"]["uid"]
+    net = await replica.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace="default", name="again", pod_uid=uid),
+        timeout=20,
+    )
+    assert net.pod_uid == uid
+    pod = await cluster.get_pod("default", "again")
+    assert pod["metadata"]["annotations"]["kovn.io/pod_uid"] == uid
+    assert pod["metadata"]["annotations"]["kovn.io/ip_address"] == net.ips[0].address.split("/")[0]
+    owners = [a async for a in replica.ctx.ipam.allocations() if a.owner.pod == "again"]
+    assert len(owners) == 1
