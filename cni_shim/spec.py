@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings here
+    from typing import Any
 
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
 LATEST = "1.1.0"
@@ -60,18 +62,31 @@ class CniError(Exception):
         return json.dumps(body).encode()
 
 
-@dataclass(frozen=True)
 class Request:
-    """One validated CNI invocation."""
+    """One validated CNI invocation (a plain class: the shim avoids dataclasses'
+    import cost)."""
 
-    command: str
-    version: str
-    config: dict[str, Any]
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict[str, str] = field(default_factory=dict)
-    path: str = ""
+    __slots__ = ("args", "command", "config", "container_id", "ifname", "netns", "path", "version")
+
+    def __init__(
+        self,
+        command: str,
+        version: str,
+        config: dict[str, Any],
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        args: dict[str, str] | None = None,
+        path: str = "",
+    ) -> None:
+        self.command = command
+        self.version = version
+        self.config = config
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args or {}
+        self.path = path
 
 
 def reply_version(stdin: bytes) -> str:

@@ -8,7 +8,6 @@ the generated classes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 
 def _varint(value: int) -> bytes:
@@ -35,11 +34,30 @@ def encode_cni_request(env: Mapping[str, str], stdin: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True)
 class CniReply:
-    stdout: bytes = b""
-    exit_code: int = 0
-    error_code: int = 0
+    """The decoded reply (a plain class: dataclasses cost the shim start-up time)."""
+
+    __slots__ = ("error_code", "exit_code", "stdout")
+
+    def __init__(self, stdout: bytes = b"", exit_code: int = 0, error_code: int = 0) -> None:
+        self.stdout = stdout
+        self.exit_code = exit_code
+        self.error_code = error_code
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CniReply):
+            return NotImplemented
+        return (self.stdout, self.exit_code, self.error_code) == (
+            other.stdout,
+            other.exit_code,
+            other.error_code,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.stdout, self.exit_code, self.error_code))
+
+    def __repr__(self) -> str:
+        return f"CniReply({self.stdout!r}, {self.exit_code}, {self.error_code})"
 
 
 class DecodeError(ValueError):

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from sandbox import netns
-from tests.integration.dataplane.conftest import Env
+from tests.integration.dataplane.harness import Env
 
 pytestmark = [pytest.mark.root]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dataplane.conftest import Env
+from tests.integration.dataplane.harness import Env
 
 pytestmark = [pytest.mark.root]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from cni_shim import spec
+from cni_shim.launcher import install
 
 CONF = {"cniVersion": "1.0.0", "name": "kovn", "type": "kovn-cni"}
 ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc", "CNI_NETNS": "/run/netns/x",
@@ -66,3 +69,13 @@ def test_error_json_and_version_reply() -> None:
     want = {"cniVersion": "1.0.0", "code": 4, "msg": "CNI_NETNS: missing", "details": "d"}
     assert json.loads(err.to_json("1.0.0")) == want
     assert json.loads(spec.version_reply(b"garbage"))["cniVersion"] == spec.LATEST
+
+
+def test_launcher_runs_the_shim_isolated(tmp_path: Path) -> None:
+    exe = install(str(tmp_path / "bin" / "kovn-cni"))
+    assert exe.read_text().splitlines()[0].endswith(" -IS")
+    proc = subprocess.run(
+        [str(exe)], input=b'{"cniVersion": "0.4.0"}', capture_output=True,
+        env={"CNI_COMMAND": "VERSION"}, check=True,
+    )  # fmt: skip
+    assert json.loads(proc.stdout)["cniVersion"] == "0.4.0"
