@@ -103,6 +103,8 @@ class FamilyState:
         self.version = net.version
         self.net = net
         self.gateway = gateway
+        self.gateway_text = A.ip_text(net.version, gateway)
+        self.cidr_text = str(net)
         whole = [(int(net.network_address), int(net.broadcast_address))]
         special = [(int(net.network_address), int(net.network_address)), (gateway, gateway)]
         if net.version == 4:
@@ -544,6 +546,11 @@ class Allocator:
                     fam.unmark(int(ip), None, "")
         if self.macs.get(rec.mac) == rec.owner.key and rec.owner.key not in self.owners:
             del self.macs[rec.mac]
+
+    def confirm(self, rec: AllocationRecord) -> None:
+        """The store accepted what `reserve` returned: its marks are already in place."""
+        self.owners[rec.owner.key] = rec
+        self.macs[rec.mac] = rec.owner.key
 
     def commit(self, rec: AllocationRecord) -> None:
         """The store has the record: it is now an allocation (also used for replay)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -122,6 +121,7 @@ class IpamCore(Changes):
         _CORES.add(self)
 
     async def start(self) -> None:
+        await self.store.purge_cooling(self.now_ms())
         self.rebuild(await self.store.load())
         await self.store.watch(self)
 
@@ -385,7 +385,7 @@ class IpamCore(Changes):
                 except BaseException:
                     self.alloc.unreserve(rec)
                     raise
-                self.alloc.commit(rec)
+                self.alloc.confirm(rec)
                 ALLOCATE_SECONDS.labels(self.store.kind).observe(time.perf_counter() - started)
                 log.info(
                     "allocated",
@@ -508,12 +508,12 @@ class IpamCore(Changes):
         """(ip, prefix length, gateway, family, cidr) for each address of a record."""
         state = self.alloc.subnets.get(rec.owner.network)
         for text in rec.ips:
-            ip = ipaddress.ip_address(text)
-            fam = state.families.get(ip.version) if state else None
+            version = 6 if ":" in text else 4
+            fam = state.families.get(version) if state else None
             if fam is None:
-                yield text, 0, "", ip.version, ""
+                yield text, 0, "", version, ""
             else:
-                yield text, fam.net.prefixlen, fam.text(fam.gateway), ip.version, str(fam.net)
+                yield text, fam.net.prefixlen, fam.gateway_text, version, fam.cidr_text
 
 
 _CORES: weakref.WeakSet[IpamCore] = weakref.WeakSet()

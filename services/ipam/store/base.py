@@ -82,6 +82,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def purge_cooling(self, now_ms: int) -> int:
+        """Drop expired cool-down records (housekeeping; returns how many)."""
+        return 0
+
     @abc.abstractmethod
     async def create_subnet(self, spec: SubnetSpec) -> int:
         """Store a new subnet, returning its revision; AlreadyExists if the name is taken."""

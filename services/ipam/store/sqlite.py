@@ -287,7 +287,9 @@ class SqliteStore(Store):
                         "SELECT owner FROM addresses WHERE subnet=? AND ip=?", (subnet, ip)
                     )
                     raise AddressTaken(ip, str(row.fetchone()[0])) from None
-                conn.execute("DELETE FROM cooling WHERE subnet=? AND ip=?", (subnet, ip))
+            # A cooling row of an address now held is ignored on load (the
+            # address is used) and replaced on its next release: no delete
+            # here, one statement less per allocation.
             return 0
 
         return await self._submit(op)
