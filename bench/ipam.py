@@ -106,7 +106,7 @@ async def _sqlite_and_floor(work: Path, n: int, rounds: int) -> list[Row]:
     rows = []
     try:
         async with grpc.aio.insecure_channel(proc.target) as ch:
-            health = health_pb2_grpc.HealthStub(ch)  # type: ignore[no-untyped-call]
+            health = health_pb2_grpc.HealthStub(ch)
             req = health_pb2.HealthCheckRequest(service="kovn.ipam.v1.Ipam")
 
             async def make_floor(r: int) -> Callable[[int], Awaitable[object]]:
@@ -178,7 +178,10 @@ async def _etcd_clients(etcd: EtcdServer, n: int, rounds: int) -> list[Row]:
         grpc_row = _row("etcd Txn (create-if-absent) via gRPC, 32 clients", s, r)
         grpc_row.rate_unit = "txn/s"
     url = f"http://{etcd.endpoint}/v3/kv/txn"
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CLIENTS)) as http:
 
         async def make_json(r: int) -> Callable[[int], Awaitable[object]]:
