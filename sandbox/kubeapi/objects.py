@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+import yaml
 
 from . import kinds
 from .errors import ApiError, already_exists, bad_request, conflict, gone, invalid, not_found
@@ -42,6 +43,7 @@ POD_GR = ("", "pods")
 _RETURNS_OBJECT = {POD_GR, ("", "services"), NS_GR, CRD_GR}
 # Kinds that PUT may create (AllowCreateOnUpdate in the real server).
 _CREATE_ON_UPDATE = {("", "endpoints"), ("", "events")}
+APPLY = "application/apply-patch+yaml"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -63,6 +65,7 @@ class DeleteOptions:
 class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Ignore | Warn | Strict
+    field_manager: str = ""
 
 
 @dataclass
@@ -364,6 +367,8 @@ class Api:
                 "strategic merge patch is not supported for custom resources; use application/merge-patch+json or application/json-patch+json",
                 "UnsupportedMediaType",
             )
+        if ctype == APPLY:
+            return await self._apply(rt, ns, name, raw, sub, opts)
         if ctype not in (
             "application/json-patch+json",
             "application/merge-patch+json",
@@ -408,6 +413,38 @@ class Api:
             )
         patched = self._check_body(rt, patched, ns)
         return await self._write_update(rt, entry, patched, sub, opts, want_rv)
+
+    async def _apply(
+        self, rt: ResourceType, ns: str, name: str, raw: bytes, sub: str, opts: WriteOptions
+    ) -> tuple[Obj, list[str]]:
+        """Server-side apply, approximated: create if absent, else merge the
+        applied configuration in (strategic for built-ins). Field ownership
+        (managedFields, conflicts, removing fields a manager stopped applying)
+        is not tracked."""
+        if not opts.field_manager:
+            raise bad_request("fieldManager is required for apply requests")
+        try:
+            doc = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise bad_request(f"error decoding YAML: {e}") from None
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            raise bad_request("apply: the applied configuration must set apiVersion and kind")
+        meta = doc.setdefault("metadata", {})
+        if not isinstance(meta, dict) or meta.get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        meta["name"] = name
+        entry = self.store.get(rt.gr, ns if rt.namespaced else "", name)
+        if entry is None:
+            if sub:
+                raise not_found(rt.plural, rt.group, name)
+            return await self.create(rt, ns, doc, opts)
+        current = json.loads(entry.raw)
+        patched = merge_patch(current, doc) if rt.custom else strategic_merge(current, doc)
+        patched = self._check_body(rt, patched, ns)
+        want = meta.get("resourceVersion")
+        return await self._write_update(rt, entry, patched, sub, opts, want)
 
     async def _write_update(
         self,

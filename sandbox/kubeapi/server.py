@@ -26,6 +26,7 @@ from multidict import MultiDict
 
 from . import discovery, kinds, tables
 from .errors import ApiError, bad_request
+from .metrics import Metrics
 from .objects import Api, DeleteOptions, WriteOptions
 from .registry import Registry
 from .resources import ResourceType
@@ -102,6 +103,7 @@ class Http:
         self.address = ""
         self._watch_tasks: set[asyncio.Event] = set()
         self._stopping = asyncio.Event()
+        self.metrics = Metrics(api.store)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -113,15 +115,18 @@ class Http:
 
     # ---- routing -----------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter()
         try:
-            return await self._dispatch(request)
+            resp = await self._dispatch(request)
         except ApiError as e:
-            return _error(e)
+            resp = _error(e)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as e:
             log.exception("internal error", path=request.path)
-            return _error(ApiError(500, f"Internal error occurred: {e}", "InternalError"))
+            resp = _error(ApiError(500, f"Internal error occurred: {e}", "InternalError"))
+        self.metrics.observe(request, resp.status, time.perf_counter() - t0)
+        return resp
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -154,6 +159,9 @@ class Http:
             return _json(discovery.api_group_list(reg))
         if path in ("/healthz", "/readyz", "/livez"):
             return web.Response(text="ok")
+        if path == "/metrics":
+            body, ctype = self.metrics.render()
+            return web.Response(body=body, headers={"Content-Type": ctype})
         if path == "/openapi/v3":
             return _json(discovery.openapi_root(reg))
         if path.startswith("/openapi/v3/"):
@@ -354,7 +362,9 @@ class Http:
         for d in dry:
             if d != "All":
                 raise bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
-        return WriteOptions(dry_run=bool(dry), field_validation=fv)
+        return WriteOptions(
+            dry_run=bool(dry), field_validation=fv, field_manager=q.get("fieldManager", "")
+        )
 
     async def _delete_opts(self, request: web.Request) -> DeleteOptions:
         q = request.query
@@ -493,12 +503,9 @@ class Http:
             await resp.write(dumps({"type": "ERROR", "object": e.status()}) + b"\n")
             await resp.write_eof()
             return resp
-        start_rv = store.rv
 
         def bookmark(extra: Obj | None = None) -> bytes:
-            meta: Obj = {
-                "resourceVersion": str(max(store.committed_rv, start_rv if send_initial else 0))
-            }
+            meta: Obj = {"resourceVersion": str(max(store.committed_rv, w.min_rv))}
             if extra:
                 meta["annotations"] = extra
             return (
@@ -520,8 +527,15 @@ class Http:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if now >= deadline:
+                    tail = []
+                    while not w.queue.empty():
+                        item = w.queue.get_nowait()
+                        if item is not None:
+                            tail.append(item)
                     if bookmarks:
-                        await resp.write(bookmark())
+                        tail.append(bookmark())
+                    if tail:
+                        await resp.write(b"".join(tail))
                     break
                 wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
                 try:

@@ -1,0 +1,201 @@
+"""Protocol details clients rely on: discovery, Tables, apply, dry run,
+binding, initial-events watches, metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client import ApiException
+
+from sandbox.kubeapi import KubeApiServer
+
+Pair = tuple[KubeApiServer, client.ApiClient]
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+async def _get(srv: KubeApiServer, path: str, **kw: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.get(srv.url + path, **kw) as r:
+        return r.status, json.loads(await r.read() or b"null")
+
+
+async def test_discovery_documents(kapi: Pair) -> None:
+    srv, api_client = kapi
+    code, ver = await _get(srv, "/version")
+    assert code == 200 and ver["gitVersion"].startswith("v1.")
+    code, groups = await _get(srv, "/apis")
+    names = {g["name"] for g in groups["groups"]}
+    assert {
+        "discovery.k8s.io",
+        "networking.k8s.io",
+        "coordination.k8s.io",
+        "apiextensions.k8s.io",
+        "k8s.cni.cncf.io",
+    } <= names
+    core = await client.CoreApi(api_client).get_api_versions()
+    assert core.versions == ["v1"]
+    res = await client.CoreV1Api(api_client).get_api_resources()
+    by = {r.name: r for r in res.resources}
+    assert by["pods"].namespaced and not by["nodes"].namespaced
+    assert "pods/status" in by and "watch" in by["pods"].verbs
+    code, _ = await _get(srv, "/apis/nope.io/v1")
+    assert code == 404
+
+
+async def test_pod_table_has_real_columns(kapi: Pair, core: client.CoreV1Api) -> None:
+    srv, _ = kapi
+    await core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "t"},
+            "spec": {"nodeName": "n7", "containers": [{"name": "c", "image": "i"}]},
+        },
+    )
+    await core.patch_namespaced_pod_status("t", "default", {"status": {"podIP": "10.9.9.9"}})
+    code, table = await _get(srv, "/api/v1/namespaces/default/pods", headers={"Accept": TABLE})
+    assert code == 200 and table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    cols = [c["name"] for c in table["columnDefinitions"]]
+    assert cols[:7] == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]
+    cells = table["rows"][0]["cells"]
+    assert cells[0] == "t" and cells[5] == "10.9.9.9" and cells[6] == "n7"
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    code, cm_table = await _get(
+        srv, "/api/v1/namespaces/default/configmaps", headers={"Accept": TABLE}
+    )
+    assert [c["name"] for c in cm_table["columnDefinitions"]] == ["Name", "Age"]
+
+
+async def test_server_side_apply_creates_then_merges(kapi: Pair, core: client.CoreV1Api) -> None:
+    srv, _ = kapi
+    url = f"{srv.url}/api/v1/namespaces/default/configmaps/applied"
+    hdr = {"Content-Type": "application/apply-patch+yaml"}
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n"
+    async with aiohttp.ClientSession() as s:
+        async with s.patch(url, data=doc, headers=hdr) as r:
+            assert r.status == 400  # fieldManager is required
+        async with s.patch(url, data=doc, headers=hdr, params={"fieldManager": "t"}) as r:
+            assert r.status in (200, 201)
+        async with s.patch(
+            url, data=doc.replace("'1'", "'2'"), headers=hdr, params={"fieldManager": "t"}
+        ) as r:
+            assert r.status == 200
+    assert (await core.read_namespaced_config_map("applied", "default")).data == {"a": "2"}
+
+
+async def test_dry_run_stores_nothing(core: client.CoreV1Api) -> None:
+    cm = await core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "dry"}}, dry_run="All"
+    )
+    assert cm.metadata.name == "dry"
+    with pytest.raises(ApiException) as ei:
+        await core.read_namespaced_config_map("dry", "default")
+    assert ei.value.status == 404
+
+
+async def test_pod_binding_sets_node(core: client.CoreV1Api) -> None:
+    await core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "b"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    )
+    await core.create_namespaced_pod_binding(
+        "b",
+        "default",
+        {"metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n3"}},
+        _preload_content=False,
+    )
+    assert (await core.read_namespaced_pod("b", "default")).spec.node_name == "n3"
+    # binding an already bound pod conflicts (the raw response: no model for Binding replies)
+    resp = await core.create_namespaced_pod_binding(
+        "b",
+        "default",
+        {"metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n4"}},
+        _preload_content=False,
+    )
+    assert resp.status == 409
+
+
+async def test_send_initial_events_ends_with_marked_bookmark(
+    kapi: Pair, core: client.CoreV1Api
+) -> None:
+    srv, _ = kapi
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "i1"}})
+    params = {
+        "watch": "true",
+        "sendInitialEvents": "true",
+        "allowWatchBookmarks": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "timeoutSeconds": "5",
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{srv.url}/api/v1/namespaces/default/configmaps", params=params) as r,
+    ):
+        first = json.loads(await r.content.readline())
+        second = json.loads(await r.content.readline())
+    assert first["type"] == "ADDED" and first["object"]["metadata"]["name"] == "i1"
+    assert second["type"] == "BOOKMARK"
+    assert second["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_metrics_endpoint(kapi: Pair, core: client.CoreV1Api) -> None:
+    srv, _ = kapi
+    await core.list_namespace()
+    async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/metrics") as r:
+        text = await r.text()
+    assert 'kovn_kubeapi_requests_total{code="200",verb="get"}' in text
+    assert "kovn_kubeapi_request_duration_seconds_bucket" in text
+
+
+async def test_leases_optimistic_concurrency(kapi: Pair) -> None:
+    coord = client.CoordinationV1Api(kapi[1])
+    lease = await coord.create_namespaced_lease(
+        "kube-system",
+        {
+            "metadata": {"name": "kovn-controller"},
+            "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15},
+        },
+    )
+    lease.spec.holder_identity = "b"
+    await coord.replace_namespaced_lease("kovn-controller", "kube-system", lease)
+    lease.spec.holder_identity = "c"  # stale resourceVersion: someone else won
+    with pytest.raises(ApiException) as ei:
+        await coord.replace_namespaced_lease("kovn-controller", "kube-system", lease)
+    assert ei.value.status == 409
+
+
+async def test_other_kinds_round_trip(kapi: Pair) -> None:
+    net = client.NetworkingV1Api(kapi[1])
+    disc = client.DiscoveryV1Api(kapi[1])
+    core = client.CoreV1Api(kapi[1])
+    np = await net.create_namespaced_network_policy(
+        "default",
+        {"metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+    )
+    assert np.spec.policy_types == ["Ingress"]
+    es = await disc.create_namespaced_endpoint_slice(
+        "default",
+        {
+            "metadata": {"name": "s-abc", "labels": {"kubernetes.io/service-name": "s"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"]}],
+            "ports": [{"port": 80}],
+        },
+    )
+    assert es.endpoints[0].addresses == ["10.0.0.1"]
+    ep = await core.create_namespaced_endpoints(
+        "default", {"metadata": {"name": "s"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}]}]}
+    )
+    assert ep.subsets[0].addresses[0].ip == "10.0.0.1"
+    ev = await core.create_namespaced_event(
+        "default",
+        {
+            "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "Pod", "name": "x"},
+            "reason": "Test",
+            "message": "m",
+        },
+    )
+    assert ev.reason == "Test"
