@@ -95,6 +95,19 @@ class PodReconciler:
                     raise Retry(f"IPPool {pool_name!r} is not reconciled yet", delay=0.2)
                 raise NotFound(f"IPPool {pool_name!r} does not exist", field=pool_key)
         switch, switch_key = ann.read(annotations, ann.LOGICAL_SWITCH)
+        if pool is None and not ann.read(annotations, ann.IP_ADDRESS)[0]:
+            # A pool bound to the pod's namespace applies when the pod names
+            # neither a pool nor an address (and no other subnet).
+            pool = next(
+                (
+                    p
+                    for _, p in sorted(ctx.pools.items())
+                    if namespace in p.namespaces and switch in ("", p.subnet)
+                ),
+                None,
+            )
+            if pool is not None:
+                pool_name, pool_key = pool.name, f"IPPool {pool.name} spec.namespaces"
         if switch:
             subnet = ctx.subnets.get(switch)
             if (

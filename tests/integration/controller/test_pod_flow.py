@@ -272,7 +272,20 @@ async def test_ippool_and_subnet_deletion(cluster: Cluster) -> None:
             "spec": {"subnet": "s2", "ips": ["10.40.0.100..10.40.0.101"]},
         },
     )
+    await cluster.namespace("pooled-ns")
+    await cluster.kube.create(
+        "/apis/kovn.io/v1/ippools",
+        {
+            "apiVersion": "kovn.io/v1",
+            "kind": "IPPool",
+            "metadata": {"name": "pool-ns"},
+            "spec": {"subnet": "s2", "ips": ["10.40.0.50"], "namespaces": ["pooled-ns"]},
+        },
+    )
     replica = await cluster.start_replica()
+    await cluster.pod("pooled-ns", "by-namespace")
+    assert (await _network(replica, "pooled-ns", "by-namespace")).ips[0].address == "10.40.0.50/24"
+    await cluster.delete_pod("pooled-ns", "by-namespace")
     await cluster.pod("default", "pooled", annotations={"kovn.io/ip_pool": "pool-a"})
     await cluster.pod("default", "no-pool", annotations={"kovn.io/ip_pool": "pool-zz"})
     net = await _network(replica, "default", "pooled")
