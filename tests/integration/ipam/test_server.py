@@ -121,3 +121,62 @@ async def test_status_codes_name_field_and_holder(stub: ipam_pb2_grpc.IpamStub) 
     except grpc.aio.AioRpcError as err:
         holder = err.details()
     assert holder is not None and "n/ns/a/eth0" in holder
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            head, _, value = line.rpartition(" ")
+            got = ",".join(sorted(head[len(name) + 1 : -1].split(",")))
+            if got == want:
+                return float(value)
+    return None
+
+
+@pytest.fixture
+def kovn_serve(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`kovn ipam serve` (the CLI entry point) with /metrics; yields its addresses."""
+    from tests.integration.ipam.procs import stop, wait_for
+
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "kovn"), "ipam", "serve", "--listen", "127.0.0.1:0",
+         "--metrics", "127.0.0.1:0", "--sqlite-path", str(tmp_path / "db"),
+         "--ready-file", str(ready), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "kovn ipam serve")
+        assert proc.poll() is None, "kovn ipam serve exited"
+        yield json.loads(ready.read_text())
+    finally:
+        stop(proc)
+
+
+async def test_metrics_through_kovn_ipam_serve(kovn_serve: dict[str, str]) -> None:
+    import aiohttp
+
+    async with grpc.aio.insecure_channel(kovn_serve["grpc"]) as ch:
+        stub = ipam_pb2_grpc.IpamStub(ch)  # type: ignore[no-untyped-call]
+        subnet = ipam_pb2.Subnet(name="m", cidrs=["10.32.0.0/24"], excludes=["10.32.0.9"])
+        await stub.CreateSubnet(ipam_pb2.CreateSubnetRequest(subnet=subnet))
+        for pod in ("a", "b", "c"):
+            owner = ipam_pb2.Owner(network="m", namespace="ns", pod=pod)
+            await stub.Allocate(ipam_pb2.AllocateRequest(owner=owner))
+        await stub.Release(
+            ipam_pb2.ReleaseRequest(owner=ipam_pb2.Owner(network="m", namespace="ns", pod="c"))
+        )
+    url = f"http://{kovn_serve['metrics']}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        text = await resp.text()
+    series = "kovn_ipam_addresses"
+    assert _metric(text, series, subnet="m", family="IPv4", state="used") == 2
+    assert _metric(text, series, subnet="m", family="IPv4", state="cooling") == 1
+    assert _metric(text, series, subnet="m", family="IPv4", state="excluded") == 4
+    assert _metric(text, series, subnet="m", family="IPv4", state="free") == 256 - 4 - 3
+    count = _metric(text, "kovn_ipam_allocation_duration_seconds_count", store="sqlite")
+    assert count == 3
+    assert _metric(text, "kovn_ipam_releases_total", store="sqlite", cause="owner") == 1
+    assert "# TYPE kovn_ipam_allocation_conflicts_total counter" in text
