@@ -197,35 +197,30 @@ def _pod_validate(pod: Obj) -> list[Cause]:
     return causes
 
 
+_POD_UPDATE_FORBIDDEN = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+
+
+def _without_images(containers: Any) -> Any:
+    if not isinstance(containers, list):
+        return containers
+    return [
+        {k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
+        for c in containers
+    ]
+
+
 def _pod_immutable(old: Obj, new: Obj) -> list[Cause]:
-    """Pod spec is immutable but for a few fields (image, tolerations...)."""
+    """A pod's spec is immutable but for images, tolerations and deadlines;
+    binding it to a node goes through pods/binding, not an update."""
     o, n = dict(old.get("spec") or {}), dict(new.get("spec") or {})
-    if o.get("nodeName") and n.get("nodeName") != o.get("nodeName"):
-        return [
-            (
-                "spec.nodeName",
-                "FieldValueForbidden",
-                "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-            )
-        ]
     for s in (o, n):
-        for k in (
-            "containers",
-            "initContainers",
-            "tolerations",
-            "activeDeadlineSeconds",
-            "terminationGracePeriodSeconds",
-            "nodeName",
-        ):
+        for k in ("containers", "initContainers"):
+            if k in s:
+                s[k] = _without_images(s[k])
+        for k in ("tolerations", "activeDeadlineSeconds", "terminationGracePeriodSeconds"):
             s.pop(k, None)
     if o != n:
-        return [
-            (
-                "spec",
-                "FieldValueForbidden",
-                "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-            )
-        ]
+        return [("spec", "FieldValueForbidden", _POD_UPDATE_FORBIDDEN)]
     return []
 
 

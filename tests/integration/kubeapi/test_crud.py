@@ -336,3 +336,15 @@ async def test_service_gets_cluster_ip(core: client.CoreV1Api) -> None:
             },
         )
     assert ei.value.status == 422
+
+
+async def test_pod_spec_is_immutable_except_images(core: client.CoreV1Api) -> None:
+    await core.create_namespaced_pod("default", pod("imm"))
+    p = await core.patch_namespaced_pod(
+        "imm", "default", {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}
+    )
+    assert p.spec.containers[0].image == "busybox:2"
+    for change in ({"nodeName": "n9"}, {"restartPolicy": "Never"}):
+        with pytest.raises(ApiException) as ei:
+            await core.patch_namespaced_pod("imm", "default", {"spec": change})
+        assert ei.value.status == 422
