@@ -335,6 +335,19 @@ class Allocator:
                     bad.append(f"{text} ({rec.owner.key}) {why}")
         return bad
 
+    def pool_conflicts(self, state: SubnetState) -> list[str]:
+        """Pool members that `state` leaves outside its CIDRs or blocks."""
+        bad: list[str] = []
+        for name, pool in state.pools.items():
+            for version, intervals in A.parse_ranges(pool.addresses, "pool.addresses").items():
+                fam = state.families.get(version)
+                kept = fam.pools[name].intervals if fam else []
+                lost = A.subtract(intervals, kept)
+                if lost:
+                    where = A.ip_text(version, lost[0][0])
+                    bad.append(f"pool {name!r} member {where} would be outside or excluded")
+        return bad
+
     def install(self, state: SubnetState) -> None:
         """Put a built state in place, carrying over used and cooling addresses."""
         old = self.subnets.get(state.spec.name)

@@ -118,6 +118,7 @@ class IpamCore(Changes):
         self._gate = _Gate()
         self._busy: dict[str, asyncio.Event] = {}
         self._refresh: asyncio.Task[None] | None = None
+        self._reloading: asyncio.Task[None] | None = None
         _CORES.add(self)
 
     async def start(self) -> None:
@@ -177,6 +178,20 @@ class IpamCore(Changes):
         async with self._gate.exclusive():
             self._apply_subnets(await self.store.load())
 
+    async def _reload(self) -> None:
+        """Re-read subnets for allocations in flight (no gate: they hold it shared).
+
+        Many allocations can lose against the same subnet change at once;
+        they share one read instead of each loading the store.
+        """
+        if self._reloading is None or self._reloading.done():
+
+            async def reload() -> None:
+                self._apply_subnets(await self.store.load())
+
+            self._reloading = asyncio.get_running_loop().create_task(reload())
+        await asyncio.shield(self._reloading)
+
     def _apply_subnets(self, snap: Snapshot) -> None:
         pools: dict[str, list[PoolSpec]] = {}
         for pool in snap.pools:
@@ -234,6 +249,12 @@ class IpamCore(Changes):
             old = self.alloc.subnet(spec.name, "subnet.name")
             self.alloc.check_overlap(spec)
             state = self.alloc.build(spec, old.pools.values())
+            shrunk = self.alloc.pool_conflicts(state)
+            if shrunk:
+                raise FailedPrecondition(
+                    f"pools would lose addresses: {describe(shrunk)}; change the pools first",
+                    field="subnet",
+                )
 
             def check(records: Sequence[AllocationRecord]) -> None:
                 bad = self.alloc.offenders(state, records)
@@ -380,7 +401,7 @@ class IpamCore(Changes):
                 except SubnetChanged:
                     self.alloc.unreserve(rec)
                     CONFLICTS.labels(self.store.kind, "subnet").inc()
-                    self._apply_subnets(await self.store.load())
+                    await self._reload()
                     continue
                 except BaseException:
                     self.alloc.unreserve(rec)
@@ -405,11 +426,17 @@ class IpamCore(Changes):
     async def release(self, owner: Owner) -> list[AllocationRecord]:
         async with self._owner(owner.key):
             rec = self.alloc.owners.get(owner.key)
-            if rec is None and self.store.kind != "sqlite":
-                rec = await self.store.get_allocation(owner.key)
-            if rec is None:
-                return []
-            return [rec] if await self._release(rec, "owner") else []
+            for _ in range(_RETRIES):
+                if rec is None and self.store.kind != "sqlite":
+                    rec = await self.store.get_allocation(owner.key)
+                if rec is None:
+                    return []
+                if await self._release(rec, "owner"):
+                    return [rec]
+                # Our copy was stale (another replica released and the owner
+                # was allocated again): release what the store holds now.
+                rec = None
+            raise Unavailable(f"release of {owner.key} kept racing; retry", retry_after=0.1)
 
     async def release_address(self, subnet: str, ip_text: str) -> list[AllocationRecord]:
         ip = str(A.parse_ip(ip_text, "ip"))

@@ -353,3 +353,42 @@ async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
     assert last.ips == [free]
     with expect(ResourceExhausted, "owner.network", "1 cooling"):
         await second.allocate(pod("y"))
+
+
+async def test_update_subnet_keeps_pools_whole(core: IpamCore) -> None:
+    await subnet(core, "net1", "10.11.0.0/24")
+    await core.create_pool(PoolSpec("net1", "edge", ["10.11.0.200-10.11.0.210"]))
+    with expect(FailedPrecondition, "subnet", "'edge'", "10.11.0.200"):
+        await core.update_subnet(SubnetSpec("net1", ["10.11.0.0/25"], [], []))
+    with expect(FailedPrecondition, "subnet", "'edge'", "10.11.0.205"):
+        await core.update_subnet(SubnetSpec("net1", ["10.11.0.0/24"], [], ["10.11.0.205"]))
+    assert core.get_subnet("net1").cidrs == ["10.11.0.0/24"]
+    rec, _ = await core.allocate(pod("e"), pool="edge")
+    assert rec.ips[0].startswith("10.11.0.2")
+
+
+async def test_two_replicas_agree_without_waiting_for_each_other(
+    stores: Stores, clock: Clock
+) -> None:
+    """Replicas on one etcd: every answer is right even before the watch catches up."""
+    if stores.kind != "etcd":
+        pytest.skip("one replica only on SQLite")
+    a = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    b = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    await a.start()
+    await b.start()
+    await subnet(a, "net1", "10.12.0.0/24")
+    first, reused = await b.allocate(pod("x"))  # b has not seen the subnet: it re-reads
+    assert not reused
+    same, reused = await a.allocate(pod("x"))  # the store already has x: same answer
+    assert reused and same.ips == first.ips and same.mac == first.mac
+    await a.allocate(pod("fixed"), ips=["10.12.0.99"])
+    with expect(AlreadyExists, "ips", "10.12.0.99", "net1/default/fixed/eth0"):
+        await b.allocate(pod("other"), ips=["10.12.0.99"])
+    assert [r.owner for r in await a.release(pod("x"))] == [pod("x")]
+    assert await b.release(pod("x")) == []  # b's copy may be stale: the store decides
+    again, reused = await b.allocate(pod("x"))
+    assert not reused
+    assert [r.ips for r in await a.release(pod("x"))] == [again.ips]
+    records = await stores.opened[0].list_allocations("net1")
+    assert [r.owner.pod for r in records] == ["fixed"]
