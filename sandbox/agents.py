@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
     )
+    if sys.version_info < (3, 12):
+        # 3.11's default child watcher starts a thread per subprocess; a pod
+        # burst runs hundreds of CNI plugins. pidfd watching needs no thread.
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     return asyncio.run(amain(args.state_dir, args.ready_fd))
 
 

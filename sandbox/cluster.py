@@ -311,9 +311,10 @@ def _process_alive(pidfile: Path, marker: str) -> int | None:
 
 
 def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
-    with contextlib.suppress(OSError, ValueError, ChildProcessError):
-        # Reap it if it already died as our child (e.g. killed in a crash).
-        os.waitpid(int(pidfile.read_text().strip()), os.WNOHANG)
+    try:
+        raw: int | None = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        raw = None
     pid = _process_alive(pidfile, marker)
     if pid is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -326,8 +327,8 @@ def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
                 time.sleep(0.01)
             if not netns.pid_alive(pid):
                 break
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+    if raw is not None:
+        netns.reap(raw)  # our child (started by this process) or one that crashed
     pidfile.unlink(missing_ok=True)
 
 

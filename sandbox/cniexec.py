@@ -6,7 +6,8 @@ run in order on ADD and in reverse on DEL, each gets its plugin config on
 stdin with the network `name`, `cniVersion` and the previous plugin's
 result as `prevResult` injected, the runtime's environment variables, and
 the ADD result is cached on disk so DEL can hand it back as `prevResult`.
-Plugins run inside the node's network namespace (the node's "host").
+Plugins run inside the node's network namespace (the node's "host"), entered
+with nsenter (network namespace only).
 """
 
 from __future__ import annotations
@@ -186,8 +187,14 @@ class CniRunner:
             "CNI_ARGS": ";".join(f"{k}={v}" for k, v in args.items()),
             "CNI_PATH": str(self.bin_dir),
         }
+        argv = [str(exe)]
+        if self.host_netns is not None:
+            # nsenter joins only the network namespace. `ip netns exec` would
+            # also unshare a mount namespace per call, copying every netns
+            # mount; with hundreds of pods that copy dominated each ADD.
+            argv = ["nsenter", f"--net={netns.path(self.host_netns)}", "--", *argv]
         proc = await asyncio.create_subprocess_exec(
-            *netns.command(self.host_netns, [str(exe)]),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -10,7 +10,6 @@ reused).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -137,9 +136,13 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
     """SIGTERM the daemon named by the pidfile, SIGKILL if it lingers; idempotent.
 
     Returns once the process is gone, not merely once its pidfile is (the
-    daemons remove the pidfile on the way out, before they exit).
+    daemons remove the pidfile on the way out, before they exit). A daemon
+    that died earlier (crash, SIGKILL) and was adopted by us is reaped.
     """
-    _reap_crashed(pidfile)
+    try:
+        raw: int | None = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        raw = None
     pid = read_pid(pidfile, program)
     if pid is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -152,26 +155,9 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
                 time.sleep(0.005)
             if not netns.pid_alive(pid):
                 break
-        _reap(pid)
+    if raw is not None:
+        netns.reap(raw)
     pidfile.unlink(missing_ok=True)
-
-
-def _reap(pid: int) -> None:
-    # Detached daemons are reparented to their nearest subreaper; when that is
-    # this process, collect the zombie now so no trace of the daemon remains.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _reap_crashed(pidfile: Path) -> None:
-    # A daemon that died without cleaning up (SIGKILL, crash) is a zombie
-    # child of ours when we adopted it; collect it without blocking.
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 _subreaper = False

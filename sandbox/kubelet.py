@@ -15,12 +15,14 @@ import contextlib
 import json
 import os
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from sandbox import netns
 from sandbox.cniexec import CniError, CniRunner
 from sandbox.kube import KubeClient, KubeError
 from sandbox.layout import Layout, NodeLayout
@@ -40,15 +42,6 @@ def now() -> str:
 def pod_path(pod: dict[str, Any], sub: str = "") -> str:
     md = pod["metadata"]
     return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}{sub}"
-
-
-async def _run(*argv: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {err.decode(errors='replace').strip()}")
 
 
 class Kubelet:
@@ -205,7 +198,12 @@ class PodWorker:
                     await self.setup(pod)
                     self.ready = True
                     backoff = BACKOFF_START
-                except (CniError, KubeError, RuntimeError, OSError) as e:
+                except (
+                    CniError,
+                    KubeError,
+                    RuntimeError,
+                    OSError,
+                ) as e:  # NetnsError is a RuntimeError
                     self.log.warning("pod sandbox failed", error=str(e), retry_in=backoff)
                     await self.event(pod, "FailedCreatePodSandBox", f"{e}")
                     await self.release_sandbox()
@@ -229,6 +227,8 @@ class PodWorker:
 
     async def setup(self, pod: dict[str, Any]) -> None:
         md = pod["metadata"]
+        timing: dict[str, int] = {}
+        t_start = time.monotonic()
         rec: dict[str, Any] = {
             "namespace": md["namespace"],
             "name": md["name"],
@@ -246,18 +246,24 @@ class PodWorker:
             rec.update(hostNetwork=False, netns=ns, containerId=cid, ifname=IFNAME)
             # Written before the netns exists, so `down` finds it even after a crash.
             self.k.write_record(self.uid, rec)
-            await _run("ip", "netns", "add", ns)
-            await _run("ip", "-n", ns, "link", "set", "lo", "up")
+            t0 = time.monotonic()
+            await netns.acreate(ns)
+            t1 = time.monotonic()
             result = await self.k.cni.add(cid, f"/run/netns/{ns}", IFNAME, self._cni_args(pod, cid))
+            t2 = time.monotonic()
+            timing.update(netns_ms=round((t1 - t0) * 1000), cni_ms=round((t2 - t1) * 1000))
             ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
             if not ips:
                 raise CniError("chain", "ADD", 999, "result has no IP addresses")
             rec["ips"] = ips
             self.k.write_record(self.uid, rec)
+            t3 = time.monotonic()
             await self.write_status(pod, ips, cid)
+            timing["status_ms"] = round((time.monotonic() - t3) * 1000)
         rec["ready"] = True
         self.k.write_record(self.uid, rec)
-        self.log.info("pod running", ips=rec["ips"], netns=rec["netns"])
+        timing["total_ms"] = round((time.monotonic() - t_start) * 1000)
+        self.log.info("pod running", ips=rec["ips"], netns=rec["netns"], **timing)
 
     async def write_status(self, pod: dict[str, Any], ips: list[str], cid: str) -> None:
         ts = now()
@@ -335,8 +341,7 @@ class PodWorker:
                 await self.k.cni.delete(cid, f"/run/netns/{ns}", IFNAME, args, prev)
             except CniError as e:
                 self.log.warning("CNI DEL failed", error=str(e))
-            with contextlib.suppress(RuntimeError):
-                await _run("ip", "netns", "delete", ns)
+            await netns.adelete(ns)
             try:
                 await self.k.cni.delete(cid, "", IFNAME, args, None)
             except CniError as e:

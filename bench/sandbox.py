@@ -1,0 +1,189 @@
+"""Sandbox figures: `up --nodes 2` and `down` time, memory, pod-ready latency.
+
+The issue's goals: `up --nodes 2` under 20 s, and (with kovn-cni, later)
+p99 pod-ready under 1 s for 200 pods created at once over 2 nodes. Here the
+burst runs with the reference bridge + host-local plugins, the sandbox's
+default, and one pod created alone in the same sandbox is the baseline.
+`up`/`down` are timed as a user runs them (a fresh `python -m sandbox.cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.report import Row, percentile, summarize_ms
+from sandbox.kube import KubeClient
+from sandbox.layout import Layout
+
+NAME = "sbxbench"
+
+
+def _cli(*args: str) -> float:
+    t0 = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "sandbox.cli", *args],
+        check=True,
+        capture_output=True,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    return time.monotonic() - t0
+
+
+def rss_bytes(marker: str) -> tuple[int, int]:
+    """(sum of RSS, process count) of live processes whose cmdline has marker."""
+    total = count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if marker not in cmd:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    count += 1
+        except OSError:
+            continue
+    return total, count
+
+
+def _pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conds = pod.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+async def burst(kubeconfig: Path, names: list[str]) -> dict[str, float]:
+    """Create all pods at once; seconds from each create call to Ready seen on a watch."""
+    kube = await KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        listing = await kube.get("/api/v1/namespaces/default/pods")
+        rv = listing["metadata"]["resourceVersion"]
+        started: dict[str, float] = {}
+        done: dict[str, float] = {}
+        all_ready = asyncio.Event()
+
+        async def watch() -> None:
+            async for ev in kube.watch("/api/v1/namespaces/default/pods", resourceVersion=rv):
+                pod = ev["object"]
+                n = pod["metadata"]["name"]
+                if n in started and n not in done and _ready(pod):
+                    done[n] = time.monotonic() - started[n]
+                    if len(done) == len(names):
+                        all_ready.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+
+        async def create(n: str) -> None:
+            started[n] = time.monotonic()
+            await kube.post("/api/v1/namespaces/default/pods", _pod(n))
+
+        await asyncio.gather(*(create(n) for n in names))
+        await asyncio.wait_for(all_ready.wait(), 120)
+        await watcher
+        return done
+    finally:
+        await kube.close()
+
+
+async def delete_all(kubeconfig: Path, names: list[str]) -> float:
+    """Seconds until every pod is gone (kubelet ran DEL and confirmed)."""
+    kube = await KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        listing = await kube.get("/api/v1/namespaces/default/pods")
+        rv = listing["metadata"]["resourceVersion"]
+        left = {p["metadata"]["name"] for p in listing["items"]} & set(names)
+        t0 = time.monotonic()
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            async for ev in kube.watch("/api/v1/namespaces/default/pods", resourceVersion=rv):
+                if ev["type"] == "DELETED":
+                    left.discard(ev["object"]["metadata"]["name"])
+                    if not left:
+                        gone.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(kube.delete(f"/api/v1/namespaces/default/pods/{n}") for n in names))
+        await asyncio.wait_for(gone.wait(), 120)
+        await watcher
+        return time.monotonic() - t0
+    finally:
+        await kube.close()
+
+
+def run(quick: bool = False) -> list[Row]:
+    rows: list[Row] = []
+    repeats = 2 if quick else 5
+    pods = 40 if quick else 200
+    ups: list[float] = []
+    downs: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="sbxbench-") as tmp:
+        state = Path(tmp) / "state"
+        args = ("--name", NAME, "--state-dir", str(state))
+        for i in range(repeats):
+            ups.append(_cli("up", "--nodes", "2", *args))
+            if i < repeats - 1:
+                downs.append(_cli("down", *args))
+        try:
+            idle_rss, nproc = rss_bytes(str(state))
+            kubeconfig = Path(Layout.load(state).kubeconfig)
+            single = [asyncio.run(burst(kubeconfig, [f"solo{i}"]))[f"solo{i}"] for i in range(5)]
+            asyncio.run(delete_all(kubeconfig, [f"solo{i}" for i in range(5)]))
+            names = [f"burst{i}" for i in range(pods)]
+            t0 = time.monotonic()
+            ready = asyncio.run(burst(kubeconfig, names))
+            burst_wall = time.monotonic() - t0
+            busy_rss, _ = rss_bytes(str(state))
+            del_wall = asyncio.run(delete_all(kubeconfig, names))
+        finally:
+            downs.append(_cli("down", *args))
+
+    up50, up99 = summarize_ms(ups)
+    rows.append(Row("sandbox", "up --nodes 2 (fresh CLI process)", up50, up99,
+                    goal="< 20 s", met=max(ups) < 20, note=f"{repeats} runs"))  # fmt: skip
+    d50, d99 = summarize_ms(downs)
+    rows.append(Row("sandbox", "down (2 nodes)", d50, d99, note=f"{repeats} runs"))
+    rows.append(Row("sandbox", "memory, RSS sum, idle 2-node sandbox",
+                    rate=idle_rss / 2**20, rate_unit="MiB", note=f"{nproc} processes"))  # fmt: skip
+    rows.append(Row("sandbox", f"memory, RSS sum, with {pods} pods",
+                    rate=busy_rss / 2**20, rate_unit="MiB"))  # fmt: skip
+    s50, s99 = summarize_ms(single)
+    base = "pod ready, one pod alone (bridge CNI)"
+    rows.append(Row("sandbox", base, s50, s99, note="5 pods one after another"))
+    vals = list(ready.values())
+    b50, b99 = statistics.median(vals) * 1000, percentile(vals, 99) * 1000
+    rows.append(Row("sandbox", f"pod ready, burst of {pods} over 2 nodes (bridge CNI)", b50, b99,
+                    rate=pods / burst_wall, rate_unit="pods/s", baseline=base,
+                    ratio=b50 / s50 if s50 else None, goal="p99 < 1 s (kovn-cni, later)",
+                    met=b99 < 1000))  # fmt: skip
+    rows.append(Row("sandbox", f"delete burst of {pods} (DEL x2 + netns removal)",
+                    rate=pods / del_wall, rate_unit="pods/s",
+                    note=f"{del_wall:.2f} s until all gone"))  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    from bench.report import to_markdown
+
+    print(to_markdown(run(quick="--quick" in sys.argv)))
+    os._exit(0)
