@@ -202,9 +202,16 @@ class Api:
         else:
             start, snap_id = 0, ""
             rv = self.store.rv
+            node = next((f.value for f in fields if f.key == "spec.nodeName" and f.equal), None)
+            scope = ns if rt.namespaced else None
+            candidates = (
+                self.store.pods_on_node(scope, node)
+                if rt.gr == POD_GR and node is not None
+                else self.store.entries(rt.gr, scope)
+            )
             items = [
                 e
-                for _, e in self.store.entries(rt.gr, ns if rt.namespaced else None)
+                for _, e in candidates
                 if labels_match(labels, e.obj) and fields_match(fields, e.obj)
             ]
         if limit <= 0 or start + limit >= len(items):

@@ -176,6 +176,7 @@ class FieldReq:
     read: Callable[[dict[str, Any]], str]
     equal: bool
     value: str
+    key: str = ""
 
 
 def parse_field_selector(
@@ -204,7 +205,7 @@ def parse_field_selector(
         reader = _get(path)
         if key == "source":
             reader = _get("source.component")
-        out.append(FieldReq(reader, equal, val.strip()))
+        out.append(FieldReq(reader, equal, val.strip(), key))
     return out
 
 

@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 GR = tuple[str, str]
 Obj = dict[str, Any]
+POD_GR: GR = ("", "pods")
 
 
 def dumps(obj: Any) -> bytes:
@@ -110,13 +111,20 @@ class Store:
         # Events at or below this version may have been dropped from history.
         self._floor = 0
         self._watchers: dict[GR, set[Watcher]] = {}
+        # Sorted keys per kind, rebuilt lazily after a create or delete.
+        self._sorted: dict[GR, list[tuple[str, str]]] = {}
+        # Pods by spec.nodeName: every node agent lists and watches its share.
+        self._by_node: dict[str, set[tuple[str, str]]] = {}
         self.on_event: list[Callable[[Event], None]] = []
 
     def load(self) -> None:
         rv, rows = self._db.load()
         for key, data in rows:
             group, plural, ns, name = key.split("/", 3)
-            self.objects.setdefault((group, plural), {})[(ns, name)] = Entry(json.loads(data), data)
+            obj = json.loads(data)
+            self.objects.setdefault((group, plural), {})[(ns, name)] = Entry(obj, data)
+            if (group, plural) == POD_GR:
+                self._index_pod((ns, name), None, obj)
         self.rv = self.committed_rv = self._floor = rv
 
     def start(self) -> None:
@@ -137,10 +145,31 @@ class Store:
         return self.objects.get(gr, {}).get((ns, name))
 
     def entries(self, gr: GR, ns: str | None) -> list[tuple[tuple[str, str], Entry]]:
+        """(namespace, name) -> entry pairs in key order, as lists are sorted."""
         items = self.objects.get(gr, {})
+        keys = self._sorted.get(gr)
+        if keys is None:
+            keys = self._sorted[gr] = sorted(items)
         if ns is None:
-            return sorted(items.items(), key=lambda kv: kv[0])
-        return sorted(((k, e) for k, e in items.items() if k[0] == ns), key=lambda kv: kv[0])
+            return [(k, items[k]) for k in keys]
+        return [(k, items[k]) for k in keys if k[0] == ns]
+
+    def pods_on_node(self, ns: str | None, node: str) -> list[tuple[tuple[str, str], Entry]]:
+        items = self.objects.get(POD_GR, {})
+        keys = sorted(self._by_node.get(node, ()))
+        return [(k, items[k]) for k in keys if ns is None or k[0] == ns]
+
+    def _index_pod(self, key: tuple[str, str], old: Obj | None, new: Obj | None) -> None:
+        before = ((old or {}).get("spec") or {}).get("nodeName") or ""
+        after = ((new or {}).get("spec") or {}).get("nodeName") or ""
+        if old is not None and (new is None or before != after):
+            keys = self._by_node.get(before)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_node[before]
+        if new is not None:
+            self._by_node.setdefault(after, set()).add(key)
 
     def count(self, gr: GR, ns: str | None = None) -> int:
         items = self.objects.get(gr, {})
@@ -161,7 +190,12 @@ class Store:
         name = obj["metadata"]["name"]
         raw = dumps(obj)
         entry = Entry(obj, raw)
-        self.objects.setdefault(gr, {})[(ns, name)] = entry
+        items = self.objects.setdefault(gr, {})
+        if (ns, name) not in items:
+            self._sorted.pop(gr, None)
+        items[(ns, name)] = entry
+        if gr == POD_GR:
+            self._index_pod((ns, name), old, obj)
         ev = Event("MODIFIED" if old is not None else "ADDED", rv, gr, ns, obj, raw, old)
         fut = self._db.write([(_key(gr, ns, name), raw)], rv, [ev])
         return entry, fut
@@ -172,6 +206,9 @@ class Store:
         ns = obj["metadata"].get("namespace", "")
         name = obj["metadata"]["name"]
         self.objects.get(gr, {}).pop((ns, name), None)
+        self._sorted.pop(gr, None)
+        if gr == POD_GR:
+            self._index_pod((ns, name), obj, None)
         final = dict(obj)
         final["metadata"] = {**obj["metadata"], "resourceVersion": str(rv)}
         raw = dumps(final)

@@ -123,3 +123,23 @@ async def test_list_across_namespaces_and_cluster_scope(kapi: Pair, core: client
         assert body["kind"] == "NodeList" and [n["metadata"]["name"] for n in body["items"]] == [
             "n1"
         ]
+
+
+async def test_node_field_selector_follows_binding_and_deletion(core: client.CoreV1Api) -> None:
+    spec = {"containers": [{"name": "c", "image": "i"}]}
+    await core.create_namespaced_pod("default", {"metadata": {"name": "u"}, "spec": spec})
+
+    async def on(node: str) -> list[str]:
+        got = await core.list_namespaced_pod("default", field_selector=f"spec.nodeName={node}")
+        return [p.metadata.name for p in got.items]
+
+    assert await on("n5") == [] and await on("") == ["u"]
+    await core.create_namespaced_pod_binding(
+        "u",
+        "default",
+        {"metadata": {"name": "u"}, "target": {"kind": "Node", "name": "n5"}},
+        _preload_content=False,
+    )
+    assert await on("n5") == ["u"] and await on("") == []
+    await core.delete_namespaced_pod("u", "default", grace_period_seconds=0)
+    assert await on("n5") == []
