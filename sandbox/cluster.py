@@ -174,8 +174,8 @@ def _write_cni_config(lay: Layout) -> None:
             link = bin_dir / plugin.name
             if not link.exists():
                 link.symlink_to(plugin)
-        if lay.cni != "bridge":
-            # kovn-cni and its conflist are installed by the kovn dataplane (later issue).
+        if lay.cni == "kovn":
+            _write_kovn_cni(lay, n)
             continue
         conflist = {
             "cniVersion": "1.0.0",
@@ -197,6 +197,24 @@ def _write_cni_config(lay: Layout) -> None:
             ],
         }
         (conf_dir / "10-bridge.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
+
+
+def _write_kovn_cni(lay: Layout, n: NodeLayout) -> None:
+    """kovn-cni in the node's bin dir, its conflist naming the node's dataplane socket.
+
+    The dataplane service that listens on that socket is started by the
+    kovn services wiring (a later issue); until then ADD fails with CNI
+    code 11 (try again) and the kubelet retries with backoff.
+    """
+    from cni_shim.launcher import install
+
+    install(str(lay.cni_bin_dir(n.name) / "kovn-cni"))
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "kovn",
+        "plugins": [{"type": "kovn-cni", "socket": str(lay.dataplane_socket(n.name))}],
+    }
+    (lay.cni_conf_dir(n.name) / "10-kovn.conflist").write_text(json.dumps(conflist, indent=2))
 
 
 def _spawn(lay: Layout, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> int:

@@ -150,6 +150,10 @@ class Layout:
     def cni_cache_dir(self, node: str) -> Path:
         return self.node_dir(node) / "cni" / "results"
 
+    def dataplane_socket(self, node: str) -> Path:
+        """Where the node's kovn dataplane service listens (kovn-cni's conflist names it)."""
+        return self.node_dir(node) / "dataplane.sock"
+
     def pods_dir(self, node: str) -> Path:
         """One JSON record per pod sandbox (netns, container id), written before creating."""
         return self.node_dir(node) / "pods"

@@ -140,3 +140,25 @@ def test_netns_rejects_bad_names() -> None:
         netns.create("a/b")
     with pytest.raises(netns.NetnsError, match="invalid netns name"):
         netns.path("x" * 200)
+
+
+async def test_netns_acreate_adelete_in_process() -> None:
+    name = f"sbxt-a{secrets.token_hex(3)}"
+    base = f"sbxt-b{secrets.token_hex(3)}"
+    netns.create(base)  # /run/netns is set up the way `ip netns` leaves it
+    try:
+        p = await netns.acreate(name)
+        assert p == netns.path(name) and netns.exists(name)
+        out = netns.run(name, ["ip", "-o", "link", "show", "lo"]).stdout
+        assert "UP" in out
+        # A distinct namespace: not the root's, not the other one's.
+        assert os.stat(p).st_ino != os.stat("/proc/self/ns/net").st_ino
+        assert os.stat(p).st_ino != os.stat(netns.path(base)).st_ino
+        with pytest.raises(FileExistsError):
+            await netns.acreate(name)
+        await netns.adelete(name)
+        assert not netns.exists(name)
+        await netns.adelete(name)
+    finally:
+        netns.delete(name)
+        netns.delete(base)
