@@ -18,4 +18,3 @@ OVN_INSTALLED_WAIT = Histogram(
     "Time from plugging a port to ovn-controller reporting ovn-installed",
     buckets=_BUCKETS,
 )
-ATTACHMENTS = Gauge("kovn_dataplane_attachments", "Pod attachments plugged on this node")

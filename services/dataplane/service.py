@@ -126,6 +126,7 @@ class DataplaneService(Service):
         )
         self._ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._health: Health | None = None
 
     @property
     def db(self) -> Ovsdb:
@@ -140,10 +141,35 @@ class DataplaneService(Service):
         return [dataplane_pb2.DESCRIPTOR.services_by_name["Dataplane"].full_name]
 
     async def start(self, health: Health) -> None:
+        # OVSDB may come up after us (DaemonSet order is not guaranteed): keep
+        # trying in the background; until then STATUS says 50, health NOT_SERVING.
+        self._health = health
+        self._tasks.append(asyncio.create_task(self._startup()))
+
+    async def _startup(self) -> None:
         cfg = self.config
-        self._db = await ovsport.connect(cfg.ovsdb, cfg.ovsdb_timeout)
-        await node.bootstrap(self._db, cfg)
-        await node.reconcile(self._db)
+        # This first step runs after the chassis marked everything SERVING.
+        if self._health is not None and not self._ready:
+            self._health.set_all(False)
+        delay = 0.2
+        while self._db is None:
+            try:
+                db = await ovsport.connect(cfg.ovsdb, cfg.ovsdb_timeout)
+                try:
+                    await node.bootstrap(db, cfg)
+                    await node.reconcile(db)
+                except BaseException:
+                    await db.close()
+                    raise
+                self._db = db
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "dataplane_start_retry", ovsdb=cfg.ovsdb, error=str(exc), retry_in=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         self._handler = CniHandler(
             self._db,
             self._controller,
@@ -154,9 +180,11 @@ class DataplaneService(Service):
             ready=lambda: self._ready,
         )
         self._ready = True
-        metrics.ATTACHMENTS.set_function(lambda: 0)
+        if self._health is not None:
+            self._health.set_all(True)
+        log.info("dataplane_ready", node=cfg.node_name)
         if cfg.controller:
-            self._tasks.append(asyncio.create_task(self._management_port()))
+            await self._management_port()
 
     async def _management_port(self) -> None:
         delay = 0.5

@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 KOVN_CNI = str(VENV_BIN / "kovn-cni")
 SWITCH = "kdp-ls"
+NODE_PORT = "node-kdp-node"
+NODE_MAC = "0a:58:0a:4d:ff:01"
+NODE_IP = "10.77.255.1"
 NETWORK = "kovn"
 
 
@@ -79,7 +82,7 @@ class Env:
         )  # fmt: skip
         deadline = time.monotonic() + 30
         # Another process: no event to await, so poll its ready file.
-        while not ready.exists():
+        while not ready.exists() or self.cni(self.env("STATUS", ifname=""), self.conf("1.1.0")).rc:
             if self.dp.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("dataplane did not start:\n" + self.log_tail())
             time.sleep(0.02)
@@ -180,6 +183,14 @@ def node_env() -> Iterator[Env]:
         netns.create(node_ns)
         node.start()
         ctrl.serve(str(e.ctrl_sock))
+        # The node's join port: kovn0 on the pods' switch, so the node reaches pods.
+        ovn.nbctl("lsp-add", SWITCH, NODE_PORT, "--", "lsp-set-addresses", NODE_PORT,
+                  f"{NODE_MAC} {NODE_IP}")  # fmt: skip
+        ctrl.add_node(controller_pb2.NodeNetwork(
+            node=node.name, logical_port=NODE_PORT, mac=NODE_MAC, mtu=1400,
+            ips=[controller_pb2.IPConfig(address=f"{NODE_IP}/16", gateway="10.77.255.254")],
+            cluster_cidrs=["10.88.0.0/16"], join_cidrs=["10.77.0.0/16"],
+        ))  # fmt: skip
         e.start_dataplane()
         yield e
     finally:
