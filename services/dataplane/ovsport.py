@@ -137,11 +137,18 @@ def _remove_port(tables: Mapping[str, Any], br: Any, name: str) -> bool:
     for bridge in tables["Bridge"].rows.values():
         if port in bridge.ports:
             bridge.delvalue("ports", port.uuid)
-    for qos in port.qos:
-        for queue in qos.queues.values():
-            queue.delete()
-        qos.delete()
-    port.delete()
+    qoses = list(port.qos)
+    if qoses:
+        # Port is not a root table: the IDL leaves its removal to garbage
+        # collection, which happens after the server checks references, so
+        # the QoS row must be unreferenced explicitly before it is deleted.
+        port.qos = []
+        for qos in qoses:
+            for queue in qos.queues.values():
+                queue.delete()
+            qos.delete()
+    else:
+        port.delete()
     return True
 
 
