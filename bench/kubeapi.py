@@ -188,8 +188,7 @@ async def _measure(url: str, pods: int, nodes: int, repeats: int) -> list[Row]:
             Row("kubeapi", f"list one node's pods (fieldSelector, {pods // nodes})", p50, p99)
         )
 
-        # Watch delivery: one watcher per node-like selector would be many;
-        # here one watch on all pods, changes made one at a time.
+        # Watch delivery: one watch on all pods, changes made one at a time.
         async with s.get(f"{url}/api/v1/pods", params={"limit": "1"}) as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
         lat = []
@@ -216,11 +215,87 @@ async def _measure(url: str, pods: int, nodes: int, repeats: int) -> list[Row]:
                 note="includes the patch round trip and commit",
             )
         )
+        rows.extend(await _node_watches(s, url, ns_url, nodes, repeats))
+        rows.extend(await _client_library(url, pods // 5))
     base = rows[0].rate
     for row in rows[1:]:
         if row.rate is not None and base:
             row.baseline, row.ratio = "GET /version", row.rate / base
     return rows
+
+
+async def _node_watches(
+    s: aiohttp.ClientSession, url: str, ns_url: str, nodes: int, repeats: int
+) -> list[Row]:
+    """One watch per node (fieldSelector spec.nodeName), as node agents hold:
+    a change must reach its node's watch while every other watch filters it."""
+    async with s.get(f"{url}/api/v1/pods", params={"limit": "1"}) as r:
+        rv = (await r.json())["metadata"]["resourceVersion"]
+    streams = []
+    try:
+        for n in range(nodes):
+            params = {
+                "watch": "1",
+                "resourceVersion": rv,
+                "fieldSelector": f"spec.nodeName=node-{n}",
+            }
+            streams.append(await s.get(f"{url}/api/v1/pods", params=params))
+        lat = []
+        for i in range(repeats * 10):
+            probe = json.dumps({"metadata": {"labels": {"node-probe": str(i)}}})
+            t0 = time.perf_counter()
+            async with s.patch(
+                f"{ns_url}/pod-{i}",
+                data=probe,
+                headers={"Content-Type": "application/merge-patch+json"},
+            ) as r:
+                await r.read()
+            line = await streams[i % nodes].content.readline()
+            lat.append(time.perf_counter() - t0)
+            assert json.loads(line)["object"]["metadata"]["name"] == f"pod-{i}"
+    finally:
+        for st in streams:
+            st.close()
+    p50, p99 = summarize_ms(lat)
+    return [
+        Row(
+            "kubeapi",
+            f"patch -> event on its node's watch ({nodes} node watches)",
+            p50,
+            p99,
+            note="includes the patch round trip and commit",
+        )
+    ]
+
+
+async def _client_library(url: str, n: int) -> list[Row]:
+    """Creates through kubernetes-asyncio, the client kovn uses (its model
+    (de)serialisation costs client CPU; this is what a kovn service sees)."""
+    from kubernetes_asyncio import client
+
+    cfg = client.Configuration()
+    cfg.host = url
+    async with client.ApiClient(cfg) as api:
+        api.rest_client.pool_manager.connector._limit = CLIENTS * 2
+        core = client.CoreV1Api(api)
+        await core.create_namespace({"metadata": {"name": "bench-lib"}})  # type: ignore[arg-type]
+
+        async def create(i: int) -> None:
+            await core.create_namespaced_pod("bench-lib", _pod(i, 200))  # type: ignore[arg-type]
+
+        wall, lat = await _pool(n, create)
+    p50, p99 = summarize_ms(lat)
+    return [
+        Row(
+            "kubeapi",
+            f"create pod via kubernetes-asyncio, {CLIENTS} clients, {n} pods",
+            p50,
+            p99,
+            n / wall,
+            "creates/s",
+            note="client-bound: one client process",
+        )
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:

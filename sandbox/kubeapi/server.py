@@ -539,7 +539,12 @@ class Http:
                     break
                 wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
                 try:
-                    item = await asyncio.wait_for(w.queue.get(), timeout=max(wait, 0))
+                    # wait_for costs a task per call: only pay it when idle.
+                    item = (
+                        w.queue.get_nowait()
+                        if not w.queue.empty()
+                        else await asyncio.wait_for(w.queue.get(), timeout=max(wait, 0))
+                    )
                 except TimeoutError:
                     if bookmarks and time.monotonic() >= next_bookmark:
                         await resp.write(bookmark())

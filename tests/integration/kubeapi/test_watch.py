@@ -230,3 +230,46 @@ async def test_watch_delivery_is_prompt(core: client.CoreV1Api) -> None:
     await asyncio.wait_for(got.wait(), 5)
     await task
     assert stamps["seen"] - stamps["sent"] < 0.1
+
+
+async def test_concurrent_writers_watch_sees_every_event_in_version_order(
+    core: client.CoreV1Api,
+) -> None:
+    rv = (await core.list_namespaced_config_map("default")).metadata.resource_version
+    n = 64
+    await asyncio.gather(
+        *(core.create_namespaced_config_map("default", cm(f"c{i}")) for i in range(n))
+    )
+    versions: list[int] = []
+    names: set[str] = set()
+    w = watch.Watch()
+    async for ev in w.stream(
+        core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=10
+    ):
+        versions.append(int(ev["object"].metadata.resource_version))
+        names.add(ev["object"].metadata.name)
+        if len(versions) == n:
+            w.stop()
+    assert names == {f"c{i}" for i in range(n)}
+    assert versions == sorted(versions) and len(set(versions)) == n
+
+
+async def test_concurrent_conditional_updates_one_winner(core: client.CoreV1Api) -> None:
+    base = await core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "race"}, "data": {"v": "0"}}
+    )
+
+    async def attempt(i: int) -> bool:
+        body = {
+            "metadata": {"name": "race", "resourceVersion": base.metadata.resource_version},
+            "data": {"v": str(i + 1)},  # never equal to the base: no no-op update
+        }
+        try:
+            await core.replace_namespaced_config_map("race", "default", body)
+            return True
+        except ApiException as e:
+            assert e.status == 409
+            return False
+
+    results = await asyncio.gather(*(attempt(i) for i in range(16)))
+    assert sum(results) == 1
