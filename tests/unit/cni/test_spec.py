@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from cni_shim.launcher import install
 CONF = {"cniVersion": "1.0.0", "name": "kovn", "type": "kovn-cni"}
 ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc", "CNI_NETNS": "/run/netns/x",
        "CNI_IFNAME": "eth0", "CNI_ARGS": "K8S_POD_NAME=p;K8S_POD_NAMESPACE=n"}  # fmt: skip
-RESULT = {
+RESULT: dict[str, Any] = {
     "cniVersion": "1.1.0",
     "interfaces": [{"name": "kvx", "mac": "aa"}, {"name": "eth0", "mac": "bb", "mtu": 1400,
                                                   "sandbox": "/run/netns/x"}],

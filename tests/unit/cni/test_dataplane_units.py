@@ -1,0 +1,87 @@
+"""Dataplane pure logic: config validation, host names, attachment records,
+CNI results, per-key locks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cni_shim import spec
+from services.api.controller.v1 import controller_pb2
+from services.common.config import ConfigError, load_config
+from services.dataplane.attachment import Attachment, host_ifname
+from services.dataplane.cni import build_result
+from services.dataplane.config import DataplaneConfig
+from services.dataplane.locks import KeyedLocks
+
+
+def test_config_defaults_and_errors() -> None:
+    cfg = load_config(DataplaneConfig, prog="dataplane", argv=[], env={})
+    assert cfg.socket == "/run/kovn/dataplane.sock" and cfg.datapath_type == "netdev"
+    assert cfg.bridge == "br-int" and cfg.node_name
+    for argv, key in (
+        (["--max-parallel", "0"], "max_parallel"),
+        (["--datapath-type", "kernel"], "datapath_type"),
+        (["--ovn-install-timeout", "-1"], "ovn_install_timeout"),
+        (["--bridge", "x" * 16], "bridge"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_config(DataplaneConfig, prog="dataplane", argv=argv, env={})
+        assert key in str(info.value)
+
+
+def test_host_ifname_is_deterministic_and_short() -> None:
+    a = host_ifname("c" * 64, "eth0")
+    assert a == host_ifname("c" * 64, "eth0") and len(a) == 15 and a.startswith("kv")
+    assert a != host_ifname("c" * 64, "net1") != host_ifname("d" * 64, "eth0")
+
+
+def test_attachment_round_trips_through_external_ids() -> None:
+    a = Attachment("cid", "eth0", "/run/netns/x", host_ifname("cid", "eth0"), "ns", "pod",
+                   "uid", "ns.pod", "0a:58:00:00:00:01", ["10.0.0.2/24", "fd00::2/64"],
+                   "kovn", {"cniVersion": "1.1.0"})  # fmt: skip
+    ids = a.external_ids()
+    assert ids["iface-id"] == "ns.pod"
+    back = Attachment.from_external_ids(a.host_ifname, {**ids, "kovn-acked": "true"})
+    assert back is not None and back.acked and back.ips == a.ips and back.result == a.result
+    assert Attachment.from_external_ids("br-int", {"iface-id": "x"}) is None
+
+
+def test_result_has_default_routes_per_family() -> None:
+    pn = controller_pb2.PodNetwork(
+        mac="0a:58:00:00:00:01", mtu=1400, logical_port="p",
+        ips=[controller_pb2.IPConfig(address="10.0.0.2/24", gateway="10.0.0.1"),
+             controller_pb2.IPConfig(address="fd00::2/64", gateway="fd00::1")],
+    )  # fmt: skip
+    req = spec.Request("ADD", "1.1.0", {}, "cid", "/run/netns/x", "eth0")
+    result = build_result(pn, req, "aa:bb:cc:dd:ee:ff")
+    assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"},
+                                {"dst": "::/0", "gw": "fd00::1"}]  # fmt: skip
+    assert result["interfaces"][1] == {"name": "eth0", "mac": "0a:58:00:00:00:01",
+                                       "sandbox": "/run/netns/x", "mtu": 1400}  # fmt: skip
+
+
+async def test_keyed_locks_serialize_one_key_only() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold(("a", "eth0")):
+            order.append("a1-start")
+            await gate.wait()
+            order.append("a1-end")
+
+    async def same_key() -> None:
+        async with locks.hold(("a", "eth0")):
+            order.append("a2")
+
+    async def other_key() -> None:
+        async with locks.hold(("b", "eth0")):
+            order.append("b")
+        gate.set()
+
+    await asyncio.gather(holder(), same_key(), other_key())
+    assert order.index("b") < order.index("a1-end") < order.index("a2")
+    assert len(locks) == 0  # no lock outlives its users
