@@ -76,6 +76,8 @@ class Agents:
                 for uid, pod in list(self.known.items()):
                     if uid not in seen:
                         self.dispatch("DELETED", pod)
+                for kubelet in self.kubelets.values():
+                    kubelet.collect_orphans(seen)
                 synced.set()
                 while True:
                     expired = False

@@ -272,6 +272,18 @@ def _start_kubeapi(lay: Layout) -> None:
         time.sleep(0.02)
 
 
+def stop_agents(lay: Layout) -> None:
+    """Stop the kubelets + scheduler process; pods and their netns stay as they are."""
+    _kill_pidfile(lay.dir / "agents.pid", "sandbox.agents")
+
+
+def start_agents(lay: Layout) -> None:
+    """(Re)start the kubelets + scheduler; they adopt the pods recorded in the state dir."""
+    if _process_alive(lay.dir / "agents.pid", "sandbox.agents"):
+        raise SandboxError(f"the node agents of sandbox {lay.name} are already running")
+    _start_agents(lay)
+
+
 def _start_agents(lay: Layout) -> None:
     r, w = os.pipe()
     try:

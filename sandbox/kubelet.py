@@ -137,6 +137,26 @@ class Kubelet:
             worker.task.add_done_callback(lambda _t: self.workers.pop(uid, None))
         worker.update(kind, pod)
 
+    def collect_orphans(self, live: set[str]) -> int:
+        """Tear down pods recorded on this node that the API no longer has.
+
+        A pod deleted while the agents were down never produces a watch
+        event; like the kubelet's sandbox GC, the first listing after a
+        (re)start finds them. Returns how many were found.
+        """
+        found = 0
+        for f in self.records_dir.glob("*.json"):
+            uid = f.stem
+            if uid in live or uid in self.workers:
+                continue
+            rec = self.read_record(uid)
+            if rec is None:
+                continue
+            found += 1
+            md = {"namespace": rec.get("namespace", ""), "name": rec.get("name", ""), "uid": uid}
+            self.on_pod("DELETED", {"metadata": md, "spec": {}})
+        return found
+
     def _record_path(self, uid: str) -> Path:
         return self.records_dir / f"{uid}.json"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import structlog
 
 from sandbox.kube import KubeClient, KubeError
@@ -19,6 +20,7 @@ from sandbox.kube import KubeClient, KubeError
 log = structlog.get_logger(__name__)
 
 SCHEDULER_NAMES = (None, "", "default-scheduler")
+BIND_ATTEMPTS = 8
 
 
 class Scheduler:
@@ -68,29 +70,58 @@ class Scheduler:
     async def bind(self, pod: dict[str, Any]) -> None:
         md = pod["metadata"]
         uid = md["uid"]
+        ref = f"{md['namespace']}/{md['name']}"
+        backoff = 0.2
         try:
-            node = self.choose(pod)
-            if node is None:
-                log.warning("no node fits", pod=f"{md['namespace']}/{md['name']}")
-                return
-            self.placed[uid] = node
-            body = {
-                "apiVersion": "v1",
-                "kind": "Binding",
-                "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": uid},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            }
-            path = f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding"
-            try:
-                await self.kube.post(path, body)
-            except KubeError as e:
-                self.placed.pop(uid, None)
-                if e.status not in (404, 409):
-                    log.warning(
-                        "binding failed", pod=f"{md['namespace']}/{md['name']}", error=str(e)
-                    )
+            for _attempt in range(BIND_ATTEMPTS):
+                node = self.choose(pod)
+                if node is None:
+                    await self.unschedulable(pod)
+                    return
+                self.placed[uid] = node
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": uid},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+                }
+                path = f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding"
+                try:
+                    await self.kube.post(path, body)
+                    return
+                except KubeError as e:
+                    self.placed.pop(uid, None)
+                    if e.status in (404, 409):  # pod gone, or bound meanwhile
+                        return
+                    log.warning("binding failed", pod=ref, error=str(e), retry_in=backoff)
+                except (aiohttp.ClientError, OSError) as e:
+                    self.placed.pop(uid, None)
+                    log.warning("binding failed", pod=ref, error=str(e), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         finally:
             self.binding.discard(uid)
+
+    async def unschedulable(self, pod: dict[str, Any]) -> None:
+        md = pod["metadata"]
+        selector = pod["spec"].get("nodeSelector") or {}
+        msg = f"0/{len(self.nodes)} nodes are available: none matches nodeSelector {selector}"
+        log.warning("no node fits", pod=f"{md['namespace']}/{md['name']}", selector=selector)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{md['name']}.", "namespace": md["namespace"]},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": md["name"],
+                               "namespace": md["namespace"], "uid": md["uid"]},
+            "reason": "FailedScheduling",
+            "message": msg,
+            "type": "Warning",
+            "source": {"component": "default-scheduler"},
+        }  # fmt: skip
+        try:
+            await self.kube.post(f"/api/v1/namespaces/{md['namespace']}/events", body)
+        except (KubeError, aiohttp.ClientError, OSError) as e:
+            log.warning("event not recorded", error=str(e))
 
     async def close(self) -> None:
         for t in list(self.tasks):

@@ -13,12 +13,14 @@ import ipaddress
 import json
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from sandbox import netns
+from sandbox import cluster, netns
 from sandbox.handle import SandboxHandle
 from sandbox.kube import KubeClient
 from tests.e2e.conftest import MakeSandbox
@@ -231,3 +233,80 @@ def test_status_and_exec_cli(sandbox: SandboxHandle, capsys: pytest.CaptureFixtu
         assert "default/nope" in capsys.readouterr().err
     finally:
         sandbox.kubectl("delete", "pod", name, "--wait=true", "--timeout=30s")
+
+
+def _pods_per_node(sbx: SandboxHandle) -> dict[str, int]:
+    pods = json.loads(sbx.kubectl("get", "pods", "-o", "json"))["items"]
+    counts = {n.name: 0 for n in sbx.node_layouts()}
+    for p in pods:
+        node = p["spec"].get("nodeName")
+        if node in counts and not p["metadata"].get("deletionTimestamp"):
+            counts[node] += 1
+    return counts
+
+
+async def test_scheduler_spreads_by_least_pods_and_honours_node_selector(
+    sandbox: SandboxHandle,
+) -> None:
+    tag = secrets.token_hex(2)
+    names = [f"sbxt-s{i}-{tag}" for i in range(6)]
+    n2 = sandbox.node_layouts()[1].name
+    pinned, stuck = f"sbxt-pin-{tag}", f"sbxt-stuck-{tag}"
+
+    def with_selector(name: str, host: str) -> str:
+        doc = json.loads(pod_yaml(name))
+        doc["spec"]["nodeSelector"] = {"kubernetes.io/hostname": host}
+        return json.dumps(doc)
+
+    items = [json.loads(pod_yaml(n)) for n in names]
+    try:
+        # One kubectl call with all six documents: the scheduler sees a burst.
+        sandbox.kubectl("create", "-f", "-", input=yaml.safe_dump_all(items))
+        sandbox.kubectl("wait", "--for=condition=Ready", *[f"pod/{n}" for n in names],
+                        "--timeout=30s")  # fmt: skip
+        counts = _pods_per_node(sandbox)
+        assert max(counts.values()) - min(counts.values()) <= 1, counts
+        create_ready(sandbox, (pinned, with_selector(pinned, n2)))
+        pod = json.loads(sandbox.kubectl("get", "pod", pinned, "-o", "json"))
+        assert pod["spec"]["nodeName"] == n2
+        sandbox.kubectl("create", "-f", "-", input=with_selector(stuck, "sbxt-no-such-node"))
+        ev = await asyncio.wait_for(first_event(sandbox, stuck), 20)
+        assert ev["reason"] == "FailedScheduling" and "nodeSelector" in ev["message"]
+        pod = json.loads(sandbox.kubectl("get", "pod", stuck, "-o", "json"))
+        assert not pod["spec"].get("nodeName")
+    finally:
+        sandbox.kubectl("delete", "pod", *names, pinned, stuck, "--ignore-not-found",
+                        "--wait=true", "--timeout=30s")  # fmt: skip
+
+
+def test_agents_restart_keeps_pods_and_cleans_up_deleted_ones(make_sandbox: MakeSandbox) -> None:
+    sbx = make_sandbox(1)
+    create_ready(sbx, ("keep", pod_yaml("keep")), ("forced", pod_yaml("forced")),
+                 ("graceful", pod_yaml("graceful")))  # fmt: skip
+    keep_ns, forced_ns = sbx.pod_netns("default", "keep"), sbx.pod_netns("default", "forced")
+    graceful_ns = sbx.pod_netns("default", "graceful")
+    assert keep_ns and forced_ns and graceful_ns
+    keep_before = json.loads(sbx.kubectl("get", "pod", "keep", "-o", "json"))
+
+    cluster.stop_agents(sbx.layout)
+    # Removed from the API outright: no kubelet will ever see an event for it.
+    sbx.kubectl("delete", "pod", "forced", "--force", "--grace-period=0")
+    # Graceful: waits (deletionTimestamp set) for a kubelet to confirm.
+    sbx.kubectl("delete", "pod", "graceful", "--wait=false")
+    assert netns.exists(forced_ns) and netns.exists(graceful_ns)
+
+    cluster.start_agents(sbx.layout)
+    sbx.kubectl("wait", "--for=delete", "pod/graceful", "--timeout=30s")
+    assert not netns.exists(graceful_ns)
+    # The orphan has no event to wait on: poll its netns with a deadline.
+    deadline = time.monotonic() + 20
+    while netns.exists(forced_ns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not netns.exists(forced_ns)
+    # The running pod was adopted, not plugged again.
+    assert sbx.pod_netns("default", "keep") == keep_ns and netns.exists(keep_ns)
+    keep_after = json.loads(sbx.kubectl("get", "pod", "keep", "-o", "json"))
+    assert keep_after["status"]["podIP"] == keep_before["status"]["podIP"]
+    assert keep_after["metadata"]["resourceVersion"] == keep_before["metadata"]["resourceVersion"]
+    with pytest.raises(cluster.SandboxError, match="already running"):
+        cluster.start_agents(sbx.layout)
