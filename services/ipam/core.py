@@ -150,6 +150,10 @@ class IpamCore(Changes):
 
     # ---- changes made by other replicas (etcd) -------------------------------
 
+    def knows(self, owner_key: str, revision: int) -> bool:
+        rec = self.alloc.owners.get(owner_key)
+        return rec is not None and rec.revision == revision
+
     def allocation_put(self, rec: AllocationRecord) -> None:
         if rec.owner.key not in self._busy:
             self.alloc.commit(rec)

@@ -50,6 +50,10 @@ class Changes(abc.ABC):
     """What a store reports about writes made by other replicas."""
 
     @abc.abstractmethod
+    def knows(self, owner_key: str, revision: int) -> bool:
+        """True if this revision of the owner's record is already applied."""
+
+    @abc.abstractmethod
     def allocation_put(self, rec: AllocationRecord) -> None: ...
 
     @abc.abstractmethod

@@ -236,8 +236,13 @@ class EtcdStore(Store):
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(changes))
 
     async def _watch(self, changes: Changes) -> None:
+        # Three watchers on one stream: allocations, cool-downs and the key
+        # every subnet/pool change touches. Address and MAC keys are not
+        # watched: their changes ride in the same transactions as the owner
+        # records, which carry the addresses.
         start = self._revision + 1
         while True:
+            seen: dict[int, int] = {}  # watch id -> last revision handled
             try:
                 async for resp in self._watch_stream(start):
                     if resp.canceled:
@@ -245,17 +250,22 @@ class EtcdStore(Store):
                         # what they hold, then follow from now on.
                         log.warning("etcd watch cancelled", reason=resp.cancel_reason)
                         changes.subnets_changed()
+                        seen.clear()
                         start = 0
                         break
+                    seen.setdefault(resp.watch_id, start - 1)
                     for event in resp.events:
                         self._dispatch(event, changes)
                     if resp.events:
-                        start = resp.events[-1].kv.mod_revision + 1
+                        seen[resp.watch_id] = resp.events[-1].kv.mod_revision
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # etcd restarted or unreachable: try again
                 log.warning("etcd watch failed; retrying", error=str(err))
                 await asyncio.sleep(1.0)
+            if seen:
+                # Resume where the slowest watcher was; replays are harmless.
+                start = min(seen.values()) + 1
 
     async def _watch_stream(self, start: int) -> AsyncIterator[pb.WatchResponse]:
         assert self._channel is not None
@@ -264,11 +274,16 @@ class EtcdStore(Store):
             request_serializer=pb.WatchRequest.SerializeToString,
             response_deserializer=pb.WatchResponse.FromString,
         )
-        key = self.prefix + b"/"
-        create = pb.WatchCreateRequest(key=key, range_end=prefix_end(key), start_revision=start)
+        owners, cooling = self.k("owners", ""), self.k("cooling", "")
+        creates = [
+            pb.WatchCreateRequest(key=owners, range_end=prefix_end(owners), start_revision=start),
+            pb.WatchCreateRequest(key=cooling, range_end=prefix_end(cooling), start_revision=start),
+            pb.WatchCreateRequest(key=self.k("meta", "subnets"), start_revision=start),
+        ]
 
         async def requests() -> AsyncIterator[pb.WatchRequest]:
-            yield pb.WatchRequest(create_request=create)
+            for create in creates:
+                yield pb.WatchRequest(create_request=create)
             await asyncio.Event().wait()  # keep the stream open
 
         stream = call(requests())
@@ -283,7 +298,7 @@ class EtcdStore(Store):
         if kind == "owners":
             if deleted:
                 changes.allocation_deleted(rest)
-            else:
+            elif not changes.knows(rest, event.kv.mod_revision):  # our own write, echoed
                 changes.allocation_put(
                     AllocationRecord.from_json(event.kv.value, event.kv.mod_revision)
                 )
