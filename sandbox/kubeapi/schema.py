@@ -280,6 +280,25 @@ def prune(schema: dict[str, Any], value: Any, path: str, unknown: list[str]) -> 
     return value
 
 
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fill in `default`s of absent fields, as the API server does on decode."""
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        out = dict(value)
+        for k, sub in props.items():
+            if k not in out and isinstance(sub, dict) and "default" in sub:
+                out[k] = json.loads(json.dumps(sub["default"]))
+        for k, v in out.items():
+            if k in props and isinstance(props[k], dict):
+                out[k] = apply_defaults(props[k], v)
+            elif isinstance(schema.get("additionalProperties"), dict):
+                out[k] = apply_defaults(schema["additionalProperties"], v)
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(schema["items"], x) for x in value]
+    return value
+
+
 def check_object(
     schema: dict[str, Any] | None, obj: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[Cause]]:
@@ -293,7 +312,7 @@ def check_object(
     for k in ("apiVersion", "kind", "metadata"):
         props.pop(k, None)
     top["properties"] = props
-    pruned = prune(top, body, "", unknown)
+    pruned = apply_defaults(top, prune(top, body, "", unknown))
     causes: list[Cause] = []
     validate(top, pruned, "", causes)
     out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}

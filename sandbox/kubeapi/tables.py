@@ -219,7 +219,32 @@ def _ns_row(ns: Obj) -> list[Any]:
 
 NS_COLS = [NAME, _col("Status", desc="The status of the namespace"), AGE]
 
+
+def _crd_row(crd: Obj) -> list[Any]:
+    return [crd["metadata"]["name"], crd["metadata"].get("creationTimestamp", "")]
+
+
+CRD_COLS = [NAME, _col("Created At", "date", desc="Creation time of the CRD.")]
+
+
+def _event_row(ev: Obj) -> list[Any]:
+    when = ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp")
+    inv = ev.get("involvedObject") or {}
+    obj = f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}"
+    return [human_age(when), ev.get("type", ""), ev.get("reason", ""), obj, ev.get("message", "")]
+
+
+EVENT_COLS = [
+    _col("Last Seen"),
+    _col("Type"),
+    _col("Reason"),
+    _col("Object"),
+    _col("Message"),
+]
+
 _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Any]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): (CRD_COLS, _crd_row),
+    ("", "events"): (EVENT_COLS, _event_row),
     ("", "pods"): (POD_COLS, _pod_row),
     ("", "nodes"): (NODE_COLS, _node_row),
     ("", "services"): (SVC_COLS, _svc_row),

@@ -310,3 +310,31 @@ async def test_network_attachment_definitions_are_served(kapi: Pair) -> None:
         "k8s.cni.cncf.io", "v1", "default", "network-attachment-definitions", nad
     )
     assert got["spec"]["config"] == nad["spec"]["config"]
+
+
+async def test_schema_defaults_are_applied(kapi: Pair) -> None:
+    crd = json.loads(json.dumps(IPPOOL_CRD))
+    crd["metadata"]["name"] = "vlans.kovn.io"
+    crd["spec"]["names"] = {"plural": "vlans", "kind": "Vlan"}
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "provider": {"type": "string", "default": "provider0"},
+                },
+            }
+        },
+    }
+    await client.ApiextensionsV1Api(kapi[1]).create_custom_resource_definition(crd)
+    api = client.CustomObjectsApi(kapi[1])
+    body = {
+        "apiVersion": "kovn.io/v1",
+        "kind": "Vlan",
+        "metadata": {"name": "v"},
+        "spec": {"id": 7},
+    }
+    v = await api.create_namespaced_custom_object("kovn.io", "v1", "default", "vlans", body)
+    assert v["spec"] == {"id": 7, "provider": "provider0"}
