@@ -61,6 +61,15 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `kovn sandbox status | head`: the reader left; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if not structlog.is_configured():
         # Logs go to stderr so stdout stays the command's answer (tables, JSON, a path).
