@@ -68,3 +68,56 @@ async def test_cli_rejects_bad_listen(tmp_path: Path) -> None:
     )
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2 and b"--listen" in err
+
+
+async def _start(state: Path, ready: Path) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sandbox.kubeapi",
+        "--state-dir",
+        str(state),
+        "--ready-file",
+        str(ready),
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not ready.exists():  # a daemon's readiness: no event to await
+        if proc.returncode is not None or time.monotonic() > deadline:
+            pytest.fail("kubeapi did not become ready")
+        await asyncio.sleep(0.05)
+    return proc, json.loads(ready.read_text())["url"]
+
+
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    """A write answered before the process dies is on disk (group commit)."""
+    state = tmp_path / "state"
+    proc, url = await _start(state, tmp_path / "r1")
+    try:
+        async with aiohttp.ClientSession() as s:
+            created = []
+            for i in range(50):
+                async with s.post(
+                    f"{url}/api/v1/namespaces/default/configmaps",
+                    json={"metadata": {"name": f"c{i}"}},
+                ) as r:
+                    assert r.status == 201
+                    created.append((await r.json())["metadata"]["resourceVersion"])
+        proc.kill()
+        await proc.wait()
+        proc, url = await _start(state, tmp_path / "r2")
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{url}/api/v1/namespaces/default/configmaps") as r,
+        ):
+            body = await r.json()
+        assert sorted(c["metadata"]["name"] for c in body["items"]) == sorted(
+            f"c{i}" for i in range(50)
+        )
+        assert int(body["metadata"]["resourceVersion"]) >= int(created[-1])
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)
