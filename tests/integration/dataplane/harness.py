@@ -55,6 +55,7 @@ class Env:
     dp_sock: Path
     dp: subprocess.Popen[bytes] | None = None
     pods: list[str] = field(default_factory=list)
+    addresses: dict[str, str] = field(default_factory=dict)
     _ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
     _ns: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -74,6 +75,7 @@ class Env:
             "--ready-file", str(ready),
             "--log-format", "json",
             "--ovn-install-timeout", "10",
+            "--metrics", "127.0.0.1:0",
             *extra,
         ]  # fmt: skip
         self.dp = subprocess.Popen(
@@ -86,6 +88,13 @@ class Env:
             if self.dp.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("dataplane did not start:\n" + self.log_tail())
             time.sleep(0.02)
+        self.addresses = json.loads(ready.read_text())
+
+    def metrics(self) -> str:
+        """The dataplane's /metrics page (served inside the node's netns)."""
+        url = f"http://{self.addresses['metrics']}/metrics"
+        code = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+        return netns.run(self.node_ns, [sys.executable, "-c", code]).stdout
 
     def kill_dataplane(self, sig: int = signal.SIGKILL) -> None:
         if self.dp is not None and self.dp.poll() is None:
@@ -105,13 +114,18 @@ class Env:
         self.pods.append(name)
         return name, str(netns.path(name))
 
-    def add_pod(self, name: str, **kw: Any) -> controller_pb2.PodNetwork:
+    def add_pod(self, name: str, *, v6: bool = False, **kw: Any) -> controller_pb2.PodNetwork:
         n = next(self._ips)
         ip = f"10.77.{n // 250}.{n % 250 + 2}"
         mac = f"0a:58:0a:4d:{n // 250:02x}:{n % 250 + 2:02x}"
         pn = pod_network(name, f"{ip}/16", mac, switch=SWITCH, gateway="10.77.255.254", **kw)
+        addresses = f"{mac} {ip}"
+        if v6:
+            ip6 = f"fd77::{n:x}"
+            pn.ips.append(controller_pb2.IPConfig(address=f"{ip6}/64", gateway="fd77::ffff"))
+            addresses += f" {ip6}"
         self.ovn.nbctl("lsp-add", SWITCH, pn.logical_port, "--", "lsp-set-addresses",
-                       pn.logical_port, f"{mac} {ip}")  # fmt: skip
+                       pn.logical_port, addresses)  # fmt: skip
         self.ctrl.add_pod(pn)
         return pn
 

@@ -25,7 +25,10 @@ def _cases(env: Env) -> list[tuple[str, dict[str, str], bytes, int, str]]:
 
     add = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": CID, "CNI_NETNS": NS, "CNI_IFNAME": "eth0",
            "CNI_ARGS": "K8S_POD_NAME=x"}  # fmt: skip
-    without = lambda key: {k: v for k, v in add.items() if k != key}  # noqa: E731
+
+    def without(key: str) -> dict[str, str]:
+        return {k: v for k, v in add.items() if k != key}
+
     return [
         ("no command", without("CNI_COMMAND"), good, 4, "CNI_COMMAND"),
         ("bad command", {**add, "CNI_COMMAND": "FROB"}, good, 4, "CNI_COMMAND"),

@@ -136,3 +136,48 @@ def test_dataplane_killed_during_adds(env: Env) -> None:
     assert env.cni(env.env("DEL", _p_cid, prober_path)).rc == 0
     assert not set(env.ovs_ports()) & (expected | failed_hosts)
     assert not set(env.node_links()) & (expected | failed_hosts)
+
+
+def test_dual_stack_pods(env: Env) -> None:
+    env.add_pod("ds-a", v6=True)
+    env.add_pod("ds-b", v6=True)
+    pods = []
+    for name in ("ds-a", "ds-b"):
+        ns_name, ns_path = env.pod_netns()
+        cid = uuid.uuid4().hex
+        res = env.cni(env.env("ADD", cid, ns_path, pod=name), env.conf("1.1.0"))
+        assert res.rc == 0, res.out
+        pods.append((cid, ns_name, ns_path, res))
+    b_v6 = pods[1][3].out["ips"][1]["address"].split("/")[0]
+    assert ":" in b_v6
+    routes = netns.run(pods[0][1], ["ip", "-6", "route"]).stdout
+    assert "default via fd77::ffff" in routes
+    pinged = netns.run(pods[0][1], ["ping", "-6", "-c", "1", "-W", "3", b_v6], check=False)
+    assert pinged.returncode == 0, pinged.stdout + pinged.stderr
+    check = env.cni(env.env("CHECK", pods[0][0], pods[0][2]),
+                    env.conf("1.1.0", prevResult=pods[0][3].out))  # fmt: skip
+    assert check.rc == 0, check.out
+    for cid, _ns, path, _res in pods:
+        assert env.cni(env.env("DEL", cid, path)).rc == 0
+
+
+@pytest.mark.slow
+def test_restart_keeps_running_pods_traffic(env: Env) -> None:
+    a_cid, a_ns, a_path, a = env.add("keep-a")
+    b_cid, _b_ns, b_path, b = env.add("keep-b")
+    assert a.rc == 0 and b.rc == 0
+    ping = subprocess.Popen(
+        netns.command(a_ns, ["ping", "-i", "0.05", "-c", "60", "-W", "1", _ip(b)]),
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    env.kill_dataplane()
+    env.start_dataplane()
+    out, _ = ping.communicate(timeout=30)
+    assert " 0% packet loss" in out, out
+    metrics = env.metrics()
+    assert 'kovn_cni_request_duration_seconds_count{command="STATUS",result="ok"}' in metrics
+    for cid, path in ((a_cid, a_path), (b_cid, b_path)):
+        assert env.cni(env.env("DEL", cid, path)).rc == 0
+    metrics = env.metrics()
+    assert 'kovn_cni_request_duration_seconds_count{command="DEL",result="ok"} 2.0' in metrics
+    assert "kovn_cni_requests_in_flight 0.0" in metrics
