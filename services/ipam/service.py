@@ -11,14 +11,13 @@ from services.ipam.config import IpamConfig
 from services.ipam.core import IpamCore
 from services.ipam.servicer import IpamServicer
 from services.ipam.store.base import Store
+from services.ipam.store.etcd import EtcdStore
 
 SERVICE_NAME = ipam_pb2.DESCRIPTOR.services_by_name["Ipam"].full_name
 
 
 def make_store(config: IpamConfig) -> Store:
     if config.store == "etcd":
-        from services.ipam.store.etcd import EtcdStore
-
         return EtcdStore(config.etcd_endpoints, prefix=config.etcd_prefix)
     from services.ipam.store.sqlite import SqliteStore
 
@@ -46,6 +45,10 @@ class IpamService(Service):
     async def start(self, health: Health) -> None:
         await self.store.open()
         await self.core.start()
+        if isinstance(self.store, EtcdStore):
+            # Not serving while etcd cannot be reached: readiness probes and
+            # load balancers then send allocations to a replica that can.
+            self.store.on_availability = lambda ok: health.set(SERVICE_NAME, ok)
 
     async def stop(self) -> None:
         await self.store.close()

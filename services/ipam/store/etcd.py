@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -111,6 +111,9 @@ class EtcdStore(Store):
         self._watch_task: asyncio.Task[None] | None = None
         self._revision = 0  # store revision the loaded snapshot reflects
         self._meta_rev = 0  # mod_revision of P/meta/subnets we last saw
+        # Told whether etcd answers, from the watch stream's health (the
+        # service turns it into its grpc.health status).
+        self.on_availability: Callable[[bool], None] = lambda ok: None
 
     # ---- keys ----------------------------------------------------------------
 
@@ -253,6 +256,8 @@ class EtcdStore(Store):
                         seen.clear()
                         start = 0
                         break
+                    if resp.created and not seen:
+                        self.on_availability(True)
                     seen.setdefault(resp.watch_id, start - 1)
                     for event in resp.events:
                         self._dispatch(event, changes)
@@ -262,7 +267,8 @@ class EtcdStore(Store):
                 raise
             except Exception as err:  # etcd restarted or unreachable: try again
                 log.warning("etcd watch failed; retrying", error=str(err))
-                await asyncio.sleep(1.0)
+                self.on_availability(False)
+                await asyncio.sleep(1.0)  # back-off before reconnecting; no event to await
             if seen:
                 # Resume where the slowest watcher was; replays are harmless.
                 start = min(seen.values()) + 1

@@ -275,6 +275,8 @@ async def test_update_subnet_guards_live_allocations(core: IpamCore) -> None:
             with expect(FailedPrecondition, "subnet", "10.7.0.130", word):
                 await core.update_subnet(spec)
             assert core.get_subnet("net1").cidrs == ["10.7.0.0/24"]
+            (stored,) = (await core.store.load()).subnets
+            assert (stored.cidrs, stored.excludes) == (["10.7.0.0/24"], [])
         else:
             new = await core.update_subnet(spec)
             assert new.gateways == ["10.7.0.1", "fd00::1"]

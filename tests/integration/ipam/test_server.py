@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -180,3 +181,36 @@ async def test_metrics_through_kovn_ipam_serve(kovn_serve: dict[str, str]) -> No
     assert count == 3
     assert _metric(text, "kovn_ipam_releases_total", store="sqlite", cause="owner") == 1
     assert "# TYPE kovn_ipam_allocation_conflicts_total counter" in text
+
+
+@pytest.mark.slow
+async def test_health_follows_etcd(tmp_path: Path) -> None:
+    """NOT_SERVING while etcd is down, SERVING again when it is back."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    own_etcd = EtcdServer(tmp_path / "etcd")
+    await asyncio.to_thread(own_etcd.start)
+    args = ["--store", "etcd", "--etcd-endpoints", own_etcd.endpoint]
+    proc = IpamProcess(tmp_path, args)
+    try:
+        await asyncio.to_thread(proc.start)
+        async with grpc.aio.insecure_channel(proc.target) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="kovn.ipam.v1.Ipam"))
+            serving = health_pb2.HealthCheckResponse.SERVING
+
+            async def next_status() -> int:
+                return int((await asyncio.wait_for(watch.read(), 30)).status)
+
+            assert await next_status() == serving
+            await asyncio.to_thread(own_etcd.stop)
+            assert await next_status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            await asyncio.to_thread(own_etcd.start)
+            assert await next_status() == serving
+            stub = ipam_pb2_grpc.IpamStub(ch)  # type: ignore[no-untyped-call]
+            subnet = ipam_pb2.Subnet(name="h", cidrs=["10.33.0.0/24"])
+            await stub.CreateSubnet(ipam_pb2.CreateSubnetRequest(subnet=subnet))
+            watch.cancel()
+    finally:
+        proc.stop()
+        own_etcd.stop()
