@@ -108,6 +108,8 @@ class EtcdStore(Store):
         self._endpoint = 0
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
+        self._channels: dict[int, grpc.aio.Channel] = {}
+        self._endpoint_calls: dict[int, dict[str, Any]] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._revision = 0  # store revision the loaded snapshot reflects
         self._meta_rev = 0  # mod_revision of P/meta/subnets we last saw
@@ -123,23 +125,28 @@ class EtcdStore(Store):
     # ---- connection ----------------------------------------------------------
 
     def _connect(self) -> None:
-        target = self.endpoints[self._endpoint % len(self.endpoints)]
-        self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
-        ch = self._channel
-
-        def unary(method: str, req: Any, resp: Any) -> Any:
-            return ch.unary_unary(
-                f"/etcdserverpb.KV/{method}",
-                request_serializer=req.SerializeToString,
-                response_deserializer=resp.FromString,
+        """Use the current endpoint's channel (one per endpoint, kept open)."""
+        index = self._endpoint % len(self.endpoints)
+        if index not in self._channels:
+            ch = grpc.aio.insecure_channel(
+                self.endpoints[index],
+                options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
             )
 
-        self._calls = {
-            "Range": unary("Range", pb.RangeRequest, pb.RangeResponse),
-            "Txn": unary("Txn", pb.TxnRequest, pb.TxnResponse),
-        }
+            def unary(method: str, req: Any, resp: Any) -> Any:
+                return ch.unary_unary(
+                    f"/etcdserverpb.KV/{method}",
+                    request_serializer=req.SerializeToString,
+                    response_deserializer=resp.FromString,
+                )
+
+            self._channels[index] = ch
+            self._endpoint_calls[index] = {
+                "Range": unary("Range", pb.RangeRequest, pb.RangeResponse),
+                "Txn": unary("Txn", pb.TxnRequest, pb.TxnResponse),
+            }
+        self._channel = self._channels[index]
+        self._calls = self._endpoint_calls[index]
 
     async def open(self) -> None:
         self._connect()
@@ -152,12 +159,17 @@ class EtcdStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
             self._watch_task = None
-        if self._channel is not None:
-            await self._channel.close(None)
-            self._channel = None
+        for ch in self._channels.values():
+            await ch.close(None)
+        self._channels.clear()
+        self._endpoint_calls.clear()
+        self._channel = None
 
     async def _call(self, method: str, request: Any) -> Any:
-        for attempt in range(len(self.endpoints) + 1):
+        # Each endpoint once. A transaction that timed out may still have been
+        # applied; trying it again is safe: an allocation then finds its owner
+        # record (OwnerExists: the same answer), a release finds it gone.
+        for attempt in range(len(self.endpoints)):
             try:
                 return await self._calls[method](request, timeout=10.0)
             except grpc.aio.AioRpcError as err:
@@ -166,12 +178,11 @@ class EtcdStore(Store):
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                 ):
                     raise Unavailable(f"etcd {method}: {err.code().name} {err.details()}") from None
-                if attempt == len(self.endpoints):
+                if attempt == len(self.endpoints) - 1:
                     raise Unavailable(
                         f"etcd unreachable ({', '.join(self.endpoints)}): {err.details()}",
                         retry_after=1.0,
                     ) from None
-                # Next endpoint; the old channel is left to be garbage collected.
                 self._endpoint += 1
                 self._connect()
         raise AssertionError("unreachable")

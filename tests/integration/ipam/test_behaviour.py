@@ -394,3 +394,26 @@ async def test_two_replicas_agree_without_waiting_for_each_other(
     assert [r.ips for r in await a.release(pod("x"))] == [again.ips]
     records = await stores.opened[0].list_allocations("net1")
     assert [r.owner.pod for r in records] == ["fixed"]
+
+
+async def test_etcd_endpoint_failover(stores: Stores, clock: Clock) -> None:
+    """A dead first endpoint costs one failed attempt, not the service."""
+    if stores.kind != "etcd":
+        pytest.skip("etcd only")
+    from services.ipam.store.etcd import EtcdStore
+    from tests.integration.ipam.procs import free_port
+
+    assert stores.etcd is not None
+    dead = f"127.0.0.1:{free_port()}"
+    store = EtcdStore([dead, stores.etcd.endpoint], prefix=stores.prefix)
+    await store.open()
+    stores.opened.append(store)
+    core = IpamCore(store, cooldown_seconds=30, clock=clock)
+    await core.start()
+    await subnet(core)
+    rec, _ = await core.allocate(pod("a"))
+    assert [r.ips for r in await store.list_allocations()] == [rec.ips]
+    only_dead = EtcdStore([dead], prefix=stores.prefix)
+    with pytest.raises(Unavailable, match="unreachable"):
+        await only_dead.open()
+    await only_dead.close()
