@@ -7,6 +7,8 @@ behaviour do not need a server and the wire contract stays thin.
 
 from __future__ import annotations
 
+import structlog
+
 from services.api.ipam.v1 import ipam_pb2, ipam_pb2_grpc
 from services.common.errors import InvalidArgument
 from services.common.grpc_types import Context
@@ -157,6 +159,10 @@ class IpamServicer(ipam_pb2_grpc.IpamServicer):
         self, request: ipam_pb2.AllocateRequest, context: Context
     ) -> ipam_pb2.Allocation:
         owner = owner_from(request.owner, request.HasField("owner"))
+        # Every log line of this call names the pod (the chassis scopes it to the call).
+        structlog.contextvars.bind_contextvars(
+            pod=f"{owner.namespace}/{owner.pod}", container_id=request.container_id
+        )
         families = []
         for f in request.families:
             if f not in _FAMILY:
