@@ -254,6 +254,7 @@ class CniHandler:
     async def delete(self, container_id: str, ifname: str) -> None:
         """Remove the port and the veth (its peer dies with it). Never fails on absence."""
         host = host_ifname(container_id, ifname)
+        started = time.monotonic()
         try:
             await ovsport.unplug(self.db, [host])
         except OvsdbError as err:
@@ -263,7 +264,13 @@ class CniHandler:
         except NetlinkError as err:
             if err.code != errno.ENODEV:
                 raise
-        log.info("cni_del", container_id=container_id, ifname=ifname, host_ifname=host)
+        log.info(
+            "cni_del",
+            container_id=container_id,
+            ifname=ifname,
+            host_ifname=host,
+            seconds=round(time.monotonic() - started, 4),
+        )
 
     async def gc(self, request: Request) -> None:
         raw = request.config.get("cni.dev/valid-attachments")

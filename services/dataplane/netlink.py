@@ -27,10 +27,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 _CLONE_NEWNET = 0x40000000
 _SIOCETHTOOL = 0x8946
-# Legacy ethtool "set" commands: tx checksum, TCP segmentation, generic segmentation.
-_ETHTOOL_STXCSUM = 0x17
-_ETHTOOL_STSO = 0x1F
-_ETHTOOL_SGSO = 0x24
+_ETHTOOL_GSTRINGS = 0x1B
+_ETHTOOL_GSSET_INFO = 0x37
+_ETHTOOL_SFEATURES = 0x3B
+_ETH_SS_FEATURES = 4
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -77,22 +77,54 @@ async def route(netns: str | None = None) -> AsyncIterator[Any]:
         yield ipr
 
 
+def _ethtool(sock: socket.socket, ifname: str, data: bytearray) -> None:
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(buf))
+    fcntl.ioctl(sock.fileno(), _SIOCETHTOOL, ifreq + b"\0" * (40 - len(ifreq)))
+    data[:] = buf.raw
+
+
+def _feature_names(sock: socket.socket, ifname: str) -> list[str]:
+    info = bytearray(struct.pack("IIQ", _ETHTOOL_GSSET_INFO, 0, 1 << _ETH_SS_FEATURES) + b"\0" * 4)
+    _ethtool(sock, ifname, info)
+    count = struct.unpack_from("I", info, 16)[0]
+    strings = bytearray(struct.pack("III", _ETHTOOL_GSTRINGS, _ETH_SS_FEATURES, count))
+    strings += b"\0" * (32 * count)
+    _ethtool(sock, ifname, strings)
+    return [
+        strings[12 + 32 * i : 12 + 32 * (i + 1)].split(b"\0", 1)[0].decode() for i in range(count)
+    ]
+
+
+def _offload_feature(name: str) -> bool:
+    # Every transmit checksum and segmentation feature, e.g. tx-checksum-ip-generic,
+    # tx-tcp-segmentation, tx-tcp6-segmentation, tx-generic-segmentation.
+    return name.startswith("tx-") and any(w in name for w in ("checksum", "segmentation", "gso"))
+
+
 def offloads_off(ifname: str, netns: str | None = None) -> None:
-    """tx checksum, TSO and GSO off: the userspace datapath needs full packets."""
+    """Transmit checksum and segmentation offloads off (like `ethtool -K tx off
+    tso off gso off`): the userspace datapath forwards packets as the kernel
+    hands them over, so they must be complete."""
     if netns is None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     else:
         sock = ns_socket(netns, socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
-        for cmd in (_ETHTOOL_STXCSUM, _ETHTOOL_STSO, _ETHTOOL_SGSO):
-            value = ctypes.create_string_buffer(struct.pack("II", cmd, 0))
-            ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(value))
-            ifreq += b"\0" * (40 - len(ifreq))
-            try:
-                fcntl.ioctl(sock.fileno(), _SIOCETHTOOL, ifreq)
-            except OSError as err:
-                if err.errno != errno.EOPNOTSUPP:
-                    raise
+        names = _feature_names(sock, ifname)
+        blocks = (len(names) + 31) // 32
+        valid = [0] * blocks
+        for bit, name in enumerate(names):
+            if _offload_feature(name):
+                valid[bit // 32] |= 1 << (bit % 32)
+        request = bytearray(struct.pack("II", _ETHTOOL_SFEATURES, blocks))
+        for mask in valid:
+            request += struct.pack("II", mask, 0)  # valid bits, requested value 0 (off)
+        try:
+            _ethtool(sock, ifname, request)
+        except OSError as err:
+            if err.errno != errno.EOPNOTSUPP:
+                raise
 
 
 async def index_of(ipr: Any, ifname: str) -> int | None:

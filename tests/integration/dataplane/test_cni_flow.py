@@ -22,6 +22,14 @@ def test_add_check_del_del(env: Env) -> None:
     assert host in env.ovs_ports()
     ext = env.node.vsctl("get", "Interface", host, "external_ids")
     assert "ovn-installed" in ext and "default.flow-a" in ext and cid in ext
+    for where, dev in ((env.node_ns, host), (ns_name, "eth0")):
+        features = netns.run(where, ["ethtool", "-k", dev]).stdout
+        for feature in (
+            "tx-checksumming",
+            "tcp-segmentation-offload",
+            "generic-segmentation-offload",
+        ):
+            assert f"{feature}: off" in features, (dev, feature)
     link = netns.run(ns_name, ["ip", "-o", "addr", "show", "eth0"]).stdout
     assert res.out["ips"][0]["address"] in link
 
