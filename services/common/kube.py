@@ -134,7 +134,7 @@ class KubeClient:
     async def delete(self, path: str) -> Obj:
         return await self.request("DELETE", path)
 
-    async def list(self, path: str, *, limit: int = 500) -> tuple[list[Obj], str]:
+    async def list(self, path: str, *, limit: int = 2000) -> tuple[list[Obj], str]:
         """Every item of a collection (paged) and the list's resourceVersion."""
         items: list[Obj] = []
         token = ""

@@ -123,7 +123,9 @@ class ControllerService(Service):
         kube = KubeClient(await connect(cfg.kubeconfig))
         ipam = IpamClient(cfg.ipam, ca=cfg.ipam_ca)
         nb = NbClient(cfg.nb)
-        await nb.connect()
+        # The NB replica (every row, on a big cluster) downloads while the
+        # informers list: connecting is awaited only by leader work.
+        self._nb_connect: asyncio.Task[None] = asyncio.create_task(nb.connect())
         writer = NbWriter(nb)
         writer.start()
         informers = Informers(
@@ -228,7 +230,13 @@ class ControllerService(Service):
         log.info("every object reconciled once since taking over", seconds=round(took, 3))
         await self._periodic(ctx)
 
+    async def _ensure_nb(self, ctx: Context) -> None:
+        if self._nb_connect.done() and self._nb_connect.exception() is not None:
+            self._nb_connect = asyncio.create_task(ctx.nb.connect())
+        await self._nb_connect
+
     async def _take_over(self, ctx: Context) -> None:
+        await self._ensure_nb(ctx)
         for informer in ctx.informers.all():
             await informer.synced.wait()
         await self.subnets.ensure_builtin()
@@ -288,6 +296,10 @@ class ControllerService(Service):
         if self.servicer is not None:
             await self.servicer.close()
         await ctx.writer.stop()
+        if not self._nb_connect.done():
+            self._nb_connect.cancel()
+        with contextlib.suppress(BaseException):
+            await self._nb_connect
         await ctx.nb.close()
         await ctx.ipam.close()
         await ctx.kube.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.api.controller.v1 import controller_pb2
-from tests.integration.controller.harness import Cluster, Replica, running_cluster
+from tests.integration.controller.harness import Cluster, Replica, running_cluster, until
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +115,15 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
         await asyncio.to_thread(wait_file, ready)
         assert json.loads(ready.read_text())["grpc"]
         lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kovn-controller"
+
+        async def a_leads() -> bool:
+            try:
+                lease = await cluster.kube.get(lease_path)
+            except Exception:
+                return False
+            return bool(lease["spec"].get("holderIdentity") == "a")
+
+        await until(a_leads, what="a holds the Lease")
         b = await cluster.start_replica("b")
         # b learns who leads from the Lease; a started first and must hold it.
         await asyncio.wait_for(_leader_known(b), 10)

@@ -253,8 +253,13 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
     assert after == versions
     # Drift behind kovn's back is repaired by the next resync, and only that row.
     cluster.nbctl("lsp-set-addresses", "p3.default", "0a:00:00:00:00:99 10.20.9.9")
-    from services.controller.resync import resync
+    from services.controller.nb.rows import diff
+    from services.controller.resync import desired_rows, resync
 
+    async def drift_seen() -> bool:  # the IDL replica updates on its own thread
+        return len(diff(desired_rows(replica.ctx), await replica.ctx.nb.snapshot())) > 0
+
+    await until(drift_seen, what="the replica sees the hand edit")
     result = await resync(replica.ctx)
     assert (result.ensured, result.removed, result.written) == (1, 0, 1)
     assert "10.20.9.9" not in cluster.nbctl("get", "Logical_Switch_Port", "p3.default", "addresses")
@@ -342,8 +347,11 @@ async def test_dual_stack_subnet_and_node_removal(cluster: Cluster) -> None:
         )
 
     await until(port_gone, what="join port of n1 removed")
-    nodes = [a.owner.pod async for a in replica.ctx.ipam.allocations("join")]
-    assert nodes == ["n2"]
+
+    async def released() -> bool:
+        return [a.owner.pod async for a in replica.ctx.ipam.allocations("join")] == ["n2"]
+
+    await until(released, what="join address of n1 released")
 
 
 async def test_recreated_pod_gets_its_own_answer(cluster: Cluster) -> None:
