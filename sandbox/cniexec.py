@@ -15,13 +15,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandbox import netns
+
+# Plugins are spawned from threads: fork/exec of a large Python process run
+# on the event loop stalled it for milliseconds per plugin, hundreds of
+# times in a pod burst. The pool is wide enough never to queue pods.
+SPAWNER = ThreadPoolExecutor(max_workers=256, thread_name_prefix="cni")
+
+
+def _run_plugin(
+    argv: list[str], stdin: bytes, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=timeout)
 
 
 class CniError(RuntimeError):
@@ -50,12 +63,30 @@ class Network:
     source: Path
 
 
+_cache: dict[tuple[Path, int, int], Network] = {}
+
+
 def load_network(conf_dir: Path) -> Network:
-    """The first *.conflist / *.conf in lexical order, as libcni picks it."""
+    """The first *.conflist / *.conf in lexical order, as libcni picks it.
+
+    Parsed once per file version (path, mtime, size): every ADD and DEL asks.
+    """
     files = sorted(p for p in conf_dir.glob("*") if p.suffix in (".conflist", ".conf", ".json"))
     if not files:
         raise CniConfigError(f"no CNI network config in {conf_dir}")
     path = files[0]
+    try:
+        st = path.stat()
+        key = (path, st.st_mtime_ns, st.st_size)
+    except OSError as e:
+        raise CniConfigError(f"{path}: {e}") from e
+    cached = _cache.get(key)
+    if cached is None:
+        cached = _cache[key] = _parse_network(path)
+    return cached
+
+
+def _parse_network(path: Path) -> Network:
     try:
         raw = json.loads(path.read_text())
     except ValueError as e:
@@ -193,21 +224,14 @@ class CniRunner:
             # also unshare a mount namespace per call, copying every netns
             # mount; with hundreds of pods that copy dominated each ADD.
             argv = ["nsenter", f"--net={netns.path(self.host_netns)}", "--", *argv]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
+        loop = asyncio.get_running_loop()
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(json.dumps(conf).encode()), self.timeout
+            proc = await loop.run_in_executor(
+                SPAWNER, _run_plugin, argv, json.dumps(conf).encode(), env, self.timeout
             )
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        except subprocess.TimeoutExpired:
             raise CniError(plugin, command, 11, f"timed out after {self.timeout}s") from None
+        out, err = proc.stdout, proc.stderr
         if proc.returncode != 0:
             try:
                 e = json.loads(out)

@@ -276,7 +276,6 @@ class PodWorker:
             if not ips:
                 raise CniError("chain", "ADD", 999, "result has no IP addresses")
             rec["ips"] = ips
-            self.k.write_record(self.uid, rec)
             t3 = time.monotonic()
             await self.write_status(pod, ips, cid)
             timing["status_ms"] = round((time.monotonic() - t3) * 1000)

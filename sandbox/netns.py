@@ -255,13 +255,23 @@ async def acreate(name: str) -> Path:
 async def adelete(name: str) -> None:
     """Unmount and remove netns NAME if present (processes inside are not killed)."""
     p = path(name)
-    if not p.exists():
-        return
+    if p.exists():
+        # umount2 can take milliseconds with many mounts: keep it off the loop.
+        await _in_thread(lambda: _delete_here(p))
+
+
+def _delete_here(p: Path) -> None:
     _libc.umount2(str(p).encode(), _MNT_DETACH)
     p.unlink(missing_ok=True)
 
 
+_dir_ready = False
+
+
 def _netns_dir_is_mount() -> bool:
-    target = str(NETNS_DIR)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
+    global _dir_ready
+    if not _dir_ready:
+        target = str(NETNS_DIR)
+        with open("/proc/self/mountinfo") as f:
+            _dir_ready = any(line.split()[4] == target for line in f)
+    return _dir_ready
