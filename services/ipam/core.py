@@ -40,6 +40,7 @@ from services.ipam.store.base import (
     MacTaken,
     OwnerExists,
     Store,
+    StoreRefusal,
     SubnetChanged,
 )
 
@@ -378,39 +379,30 @@ class IpamCore(Changes):
                     container_id=container_id,
                     now_ms=self.now_ms(),
                 )
-                try:
-                    rec.revision = await self.store.create_allocation(rec, state.spec.revision)
-                except OwnerExists as err:
-                    self.alloc.unreserve(rec)
-                    self.alloc.commit(err.existing)
+                refusal = await self._commit(rec, state.spec.revision)
+                if isinstance(refusal, OwnerExists):
+                    self.alloc.commit(refusal.existing)
                     continue
-                except AddressTaken as err:
-                    self.alloc.unreserve(rec)
-                    if err.ip in fixed_ips:
+                if isinstance(refusal, AddressTaken):
+                    if refusal.ip in fixed_ips:
                         raise AlreadyExists(
-                            f"{err.ip} is held by {err.holder}", field="ips"
-                        ) from None
+                            f"{refusal.ip} is held by {refusal.holder}", field="ips"
+                        )
                     CONFLICTS.labels(self.store.kind, "address").inc()
-                    self.alloc.mark_foreign(owner.network, err.ip, err.holder)
+                    self.alloc.mark_foreign(owner.network, refusal.ip, refusal.holder)
                     continue
-                except MacTaken as err:
-                    self.alloc.unreserve(rec)
+                if isinstance(refusal, MacTaken):
                     if mac:
                         raise AlreadyExists(
-                            f"{err.mac} is held by {err.holder}", field="mac"
-                        ) from None
+                            f"{refusal.mac} is held by {refusal.holder}", field="mac"
+                        )
                     CONFLICTS.labels(self.store.kind, "mac").inc()
-                    self.alloc.macs[err.mac] = err.holder
+                    self.alloc.macs[refusal.mac] = refusal.holder
                     continue
-                except SubnetChanged:
-                    self.alloc.unreserve(rec)
+                if isinstance(refusal, SubnetChanged):
                     CONFLICTS.labels(self.store.kind, "subnet").inc()
                     await self._reload()
                     continue
-                except BaseException:
-                    self.alloc.unreserve(rec)
-                    raise
-                self.alloc.confirm(rec)
                 ALLOCATE_SECONDS.labels(self.store.kind).observe(time.perf_counter() - started)
                 log.info(
                     "allocated",
@@ -426,6 +418,31 @@ class IpamCore(Changes):
             f"gave up allocating for {owner.key} after {_RETRIES} store conflicts",
             retry_after=0.1,
         )
+
+    async def _commit(self, rec: AllocationRecord, subnet_revision: int) -> StoreRefusal | None:
+        """Store a reserved allocation and settle memory to match, even if cancelled.
+
+        A client that gives up (deadline, disconnect) cancels its call; the
+        store write may still land. The write and the memory update after it
+        therefore run in a task of their own that the cancellation does not
+        reach, so memory never disagrees with what the store decided.
+        """
+
+        async def commit() -> StoreRefusal | None:
+            try:
+                rec.revision = await self.store.create_allocation(rec, subnet_revision)
+            except StoreRefusal as refusal:
+                self.alloc.unreserve(rec)
+                return refusal
+            except BaseException:
+                self.alloc.unreserve(rec)
+                raise
+            self.alloc.confirm(rec)
+            return None
+
+        task = asyncio.get_running_loop().create_task(commit())
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
 
     async def release(self, owner: Owner) -> list[AllocationRecord]:
         async with self._owner(owner.key):
@@ -459,8 +476,15 @@ class IpamCore(Changes):
             if self.cooldown_ms > 0
             else []
         )
-        released = await self.store.release(rec, cooling)
-        self.alloc.forget(rec, cool=released, now_ms=now)
+
+        async def release() -> bool:  # shielded like _commit: memory follows the store
+            done = await self.store.release(rec, cooling)
+            self.alloc.forget(rec, cool=done, now_ms=now)
+            return done
+
+        task = asyncio.get_running_loop().create_task(release())
+        task.add_done_callback(_retrieve)
+        released = await asyncio.shield(task)
         if released:
             RELEASED.labels(self.store.kind, cause).inc()
             log.info(
@@ -545,6 +569,12 @@ class IpamCore(Changes):
                 yield text, 0, "", version, ""
             else:
                 yield text, fam.net.prefixlen, fam.gateway_text, version, fam.cidr_text
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    """Mark a shielded task's failure as seen (the awaiting caller may be gone)."""
+    if not task.cancelled():
+        task.exception()
 
 
 _CORES: weakref.WeakSet[IpamCore] = weakref.WeakSet()
