@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cni_shim import spec
+from cni_shim import fastjson, spec
 from cni_shim.launcher import install
 
 CONF = {"cniVersion": "1.0.0", "name": "kovn", "type": "kovn-cni"}
@@ -80,3 +80,25 @@ def test_launcher_runs_the_shim_isolated(tmp_path: Path) -> None:
         env={"CNI_COMMAND": "VERSION"}, check=True,
     )  # fmt: skip
     assert json.loads(proc.stdout)["cniVersion"] == "0.4.0"
+
+
+def test_fastjson_matches_json() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=20,
+    )
+
+    @given(values)
+    def same(value: object) -> None:
+        text = json.dumps(value)
+        assert fastjson.dumps(value) == text
+        assert fastjson.loads(text.encode()) == json.loads(text)
+
+    same()
+    for bad in (b"{", b"[1,]", b"{} x", b"", b"\xff", b"\xef\xbb\xbf{}"):
+        with pytest.raises(ValueError):
+            fastjson.loads(bad)
