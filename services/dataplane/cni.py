@@ -159,9 +159,11 @@ class CniHandler:
         host = host_ifname(cid, ifname)
         undo: list[Undo] = []
         started = time.monotonic()
+        phases: dict[str, float] = {}
         try:
             async with self._parallel:
                 host_mac = await self._build_veth(request, pn, host, undo)
+            phases["netns_seconds"] = round(time.monotonic() - started, 4)
             result = build_result(pn, request, host_mac)
             a = Attachment(
                 container_id=cid,
@@ -188,7 +190,9 @@ class CniHandler:
                     f"ovn-controller did not install port {pn.logical_port} "
                     f"within {self.ovn_install_timeout:g}s",
                 ) from None
-            metrics.OVN_INSTALLED_WAIT.observe(time.monotonic() - plugged)
+            waited = time.monotonic() - plugged
+            metrics.OVN_INSTALLED_WAIT.observe(waited)
+            phases["ovn_installed_seconds"] = round(waited, 4)
             await ovsport.mark_acked(self.db, host)
         except BaseException as exc:
             await self._rollback(undo, cid, ifname)
@@ -209,6 +213,7 @@ class CniHandler:
             port=pn.logical_port,
             host_ifname=host,
             seconds=round(time.monotonic() - started, 4),
+            **phases,
         )
         return json.dumps(spec.convert_result(result, request.version)).encode()
 

@@ -22,6 +22,8 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
         self._nodes: dict[str, controller_pb2.NodeNetwork] = {}
         self._cond = threading.Condition()
         self.calls = 0
+        # Pods the controller refuses: name -> (status code, message).
+        self.refuse: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._server: grpc.Server | None = None
 
     def add_pod(self, pn: controller_pb2.PodNetwork) -> None:
@@ -38,6 +40,9 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
         self, request: controller_pb2.GetPodNetworkRequest, context: Any
     ) -> controller_pb2.PodNetwork:
         key = (request.namespace, request.name, request.nic or "eth0")
+        if request.name in self.refuse:
+            code, message = self.refuse[request.name]
+            context.abort(code, message)
         with self._cond:
             self.calls += 1
             remaining = context.time_remaining()
