@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 
 from sandbox import netns
-from sandbox.cniexec import CniError, CniRunner
+from sandbox.cniexec import CniConfigError, CniError, CniRunner
 from sandbox.kube import KubeClient, KubeError
 from sandbox.layout import Layout, NodeLayout
 
@@ -220,7 +221,9 @@ class PodWorker:
                     backoff = BACKOFF_START
                 except (
                     CniError,
+                    CniConfigError,
                     KubeError,
+                    aiohttp.ClientError,
                     RuntimeError,
                     OSError,
                 ) as e:  # NetnsError is a RuntimeError
@@ -342,7 +345,7 @@ class PodWorker:
         }
         try:
             await self.k.kube.post(f"/api/v1/namespaces/{md['namespace']}/events", body)
-        except KubeError as e:
+        except (KubeError, aiohttp.ClientError, OSError) as e:
             self.log.warning("event not recorded", error=str(e))
 
     # -- DEL -----------------------------------------------------------------
@@ -356,15 +359,22 @@ class PodWorker:
             cid, ns = rec["containerId"], rec["netns"]
             args = self._cni_args(self.pod, cid)
             prev = self.k.cni.cached_result(cid, IFNAME)
+            # DEL is best effort here, as in containerd: a failure is reported
+            # (log + Warning event, so a CNI bug is visible) and the netns goes anyway.
             try:
                 await self.k.cni.delete(cid, f"/run/netns/{ns}", IFNAME, args, prev)
-            except CniError as e:
+            except (CniError, CniConfigError) as e:
                 self.log.warning("CNI DEL failed", error=str(e))
-            await netns.adelete(ns)
+                await self.event(self.pod, "FailedKillPod", f"CNI DEL: {e}")
+            try:
+                await netns.adelete(ns)
+            except (OSError, netns.NetnsError) as e:
+                self.log.warning("netns removal failed", netns=ns, error=str(e))
             try:
                 await self.k.cni.delete(cid, "", IFNAME, args, None)
-            except CniError as e:
+            except (CniError, CniConfigError) as e:
                 self.log.warning("CNI DEL without netns failed", error=str(e))
+                await self.event(self.pod, "FailedKillPod", f"CNI DEL (no netns): {e}")
             self.k.cni.drop_cache(cid, IFNAME)
         self.k.drop_record(self.uid)
 
@@ -378,4 +388,7 @@ class PodWorker:
             except KubeError as e:
                 if e.status not in (404, 409):
                     self.log.warning("pod deletion not confirmed", error=str(e))
+            except (aiohttp.ClientError, OSError) as e:
+                # The next relist (after the watch reconnects) finds it again.
+                self.log.warning("pod deletion not confirmed", error=str(e))
         self.log.info("pod removed")

@@ -56,6 +56,8 @@ def test_up_then_down_leaves_no_trace(make_sandbox: MakeSandbox, tmp_path: Path)
     sbx = make_sandbox(2)
     sbx.kubectl("run", "sbxt-p", "--image=busybox", "--restart=Never")
     sbx.kubectl("wait", "--for=condition=Ready", "pod/sbxt-p", "--timeout=30s")
+    with pytest.raises(cluster.SandboxError, match="already up"):
+        cluster.up(sbx.name, sbx.state_dir, 2)
     before = traces(sbx)
     assert len(before["netns"]) == 5  # type: ignore[arg-type]  # central, ext, 2 nodes, 1 pod
     assert before["processes"] and before["links"]
