@@ -111,11 +111,18 @@ class CniHandler:
         self._locks = KeyedLocks()
         self._ready = ready
 
-    async def handle(self, request: Request) -> bytes:
-        """Serve one request; returns stdout bytes or raises CniError."""
+    async def handle(self, request: Request, time_left: float | None = None) -> bytes:
+        """Serve one request; returns stdout bytes or raises CniError.
+
+        time_left is what remains of the caller's deadline: the controller is
+        not waited on beyond it (minus a margin to roll back and answer).
+        """
         if request.command == "ADD":
+            budget = self.controller_timeout
+            if time_left is not None:
+                budget = max(0.1, min(budget, time_left - 1.0))
             async with self._locks.hold((request.container_id, request.ifname)):
-                return await self.add(request)
+                return await self.add(request, budget)
         if request.command == "DEL":
             async with self._locks.hold((request.container_id, request.ifname)):
                 await self.delete(request.container_id, request.ifname)
@@ -134,7 +141,7 @@ class CniHandler:
 
     # -- ADD ---------------------------------------------------------------
 
-    async def add(self, request: Request) -> bytes:
+    async def add(self, request: Request, controller_timeout: float | None = None) -> bytes:
         import json
 
         namespace, name, pod_uid = pod_identity(request)
@@ -154,7 +161,9 @@ class CniHandler:
                 )
         if not os.path.exists(netns):
             raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {netns} does not exist")
-        pn = await self.pods.get(namespace, name, ifname, pod_uid, self.controller_timeout)
+        pn = await self.pods.get(
+            namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout
+        )
         _check_pod_network(pn)
         host = host_ifname(cid, ifname)
         undo: list[Undo] = []

@@ -55,7 +55,9 @@ class DataplaneServicer(dataplane_pb2_grpc.DataplaneServicer):
         result = "ok"
         metrics.CNI_IN_FLIGHT.inc()
         try:
-            stdout = await self._service.serve_cni(dict(request.env), request.stdin)
+            stdout = await self._service.serve_cni(
+                dict(request.env), request.stdin, context.time_remaining()
+            )
             return dataplane_pb2.CniReply(stdout=stdout)
         except CniError as err:
             result = str(err.code)
@@ -201,7 +203,9 @@ class DataplaneService(Service):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def serve_cni(self, env: dict[str, str], stdin: bytes) -> bytes:
+    async def serve_cni(
+        self, env: dict[str, str], stdin: bytes, time_left: float | None = None
+    ) -> bytes:
         request = spec.parse(env, stdin)
         if request.command == "VERSION":
             return spec.version_reply(stdin)
@@ -209,7 +213,7 @@ class DataplaneService(Service):
             code = spec.NOT_AVAILABLE if request.command == "STATUS" else spec.TRY_AGAIN
             raise CniError(code, "dataplane still starting")
         structlog.contextvars.bind_contextvars(container_id=request.container_id)
-        return await self._handler.handle(request)
+        return await self._handler.handle(request, time_left)
 
     async def stop(self) -> None:
         for task in self._tasks:

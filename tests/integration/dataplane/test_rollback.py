@@ -52,3 +52,15 @@ def test_controller_refusals_map_to_kovn_codes(env: Env) -> None:
         res = env.cni(env.env("ADD", uuid.uuid4().hex, ns_path, pod=pod))
         assert res.rc == 1 and res.out["code"] == code and word in res.out["msg"], res.out
         _nothing_left(env, ns_name, before)
+
+
+def test_controller_wait_bounded_by_the_callers_deadline(env: Env) -> None:
+    """A pod the controller never readies: ADD answers 11 within the shim's
+    timeout instead of the shim timing out on its own."""
+    ns_name, ns_path = env.pod_netns()
+    before = (set(env.ovs_ports()), set(env.node_links()))
+    res = env.cni(env.env("ADD", uuid.uuid4().hex, ns_path, pod="never-ready"),
+                  env.conf(timeout=2))  # fmt: skip
+    assert res.rc == 1 and res.out["code"] == 11, res.out
+    assert "DEADLINE_EXCEEDED" in res.out["msg"], res.out
+    _nothing_left(env, ns_name, before)
