@@ -69,6 +69,21 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+def _phases(log: Path) -> str:
+    """Start-up phases from the controller's JSON log, for the report."""
+    found: dict[str, float] = {}
+    names = {"nb resync": "resync", "leading": "lead", "every object reconciled once": "all"}
+    for line in log.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        short = names.get(str(rec.get("event", "")).split(" since")[0])
+        if short and "seconds" in rec:
+            found[short] = float(rec["seconds"])
+    return ", ".join(f"{k} {v:.2f} s" for k, v in found.items())
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -196,7 +211,9 @@ def _controller(
             "--identity",
             "bench",
             "--log-level",
-            "warning",
+            "info",
+            "--log-format",
+            "json",
             "--resync-period",
             "0",
             "--gc-period",
@@ -366,6 +383,7 @@ async def _run(quick: bool) -> list[Row]:
                     session, murl, "kovn_controller_takeover_seconds", lambda v: v > 0, 120
                 )
                 resync_s = time.perf_counter() - t0
+                phases = _phases(tmp / "controller-2.log")
                 nb_writes = await _metric(session, murl, "kovn_controller_nb_rows_written_total")
                 kube_writes = await _metric(session, murl, "kovn_controller_kube_writes_total")
                 rows.append(
@@ -378,7 +396,7 @@ async def _run(quick: bool) -> list[Row]:
                         note=f"{resync_s:.1f} s from process start "
                         f"({takeover:.1f} s from Lease won); "
                         f"NB rows written: {nb_writes:.0f} (first run: {writes_before:.0f}); "
-                        f"API writes: {max(kube_writes, 0):.0f}",
+                        f"API writes: {max(kube_writes, 0):.0f}; phases: {phases}",
                     )
                 )
             finally:

@@ -48,7 +48,15 @@ async def connect(kubeconfig: str = "", *, pool_size: int = 128) -> client.ApiCl
     else:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    # kubernetes-asyncio opens its aiohttp session with trust_env=True, which
+    # makes every request look up proxy variables and parse ~/.netrc: a large
+    # share of CPU per call at thousands of calls per second. A proxy, if
+    # one is wanted, is configured explicitly (Configuration.proxy) instead.
+    session = api.rest_client.pool_manager
+    if hasattr(session, "_trust_env") and not configuration.proxy:
+        session._trust_env = False
+    return api
 
 
 def resource_path(
