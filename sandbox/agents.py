@@ -114,8 +114,10 @@ async def amain(state_dir: Path, ready_fd: int | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watcher: asyncio.Task[None] | None = None
+    heartbeats: list[asyncio.Task[None]] = []
     try:
         await agents.register_nodes()
+        heartbeats = [asyncio.create_task(k.heartbeat()) for k in agents.kubelets.values()]
         synced = asyncio.Event()
         watcher = asyncio.create_task(agents.watch_pods(synced))
         await synced.wait()
@@ -125,6 +127,8 @@ async def amain(state_dir: Path, ready_fd: int | None) -> int:
         log.info("agents ready", nodes=[n.name for n in layout.nodes])
         await stop.wait()
     finally:
+        for t in heartbeats:
+            t.cancel()
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

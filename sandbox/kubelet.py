@@ -34,10 +34,17 @@ IFNAME = "eth0"
 KUBELET_VERSION = "v1.32.0-kovn-sandbox"
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
+LEASE_SECONDS = 40
+LEASE_RENEW_SECONDS = 10.0
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_now() -> str:
+    """Kubernetes MicroTime, as Lease.spec.renewTime wants it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def pod_path(pod: dict[str, Any], sub: str = "") -> str:
@@ -122,6 +129,29 @@ class Kubelet:
         }
         await self.kube.patch(f"/api/v1/nodes/{name}/status", status)
         self.log.info("node registered", ip=self.node.underlay_ip)
+
+    async def heartbeat(self) -> None:
+        """Keep the node's Lease in kube-node-lease fresh, as kubelets do."""
+        name = self.node.name
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS,
+                     "renewTime": micro_now()},
+        }  # fmt: skip
+        try:
+            await self.kube.post(path.rsplit("/", 1)[0], body)
+        except KubeError as e:
+            if e.status != 409:
+                self.log.warning("node lease not created", error=str(e))
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                await self.kube.patch(path, {"spec": {"renewTime": micro_now()}})
+            except (KubeError, aiohttp.ClientError, OSError) as e:
+                self.log.warning("node lease not renewed", error=str(e))
 
     # -- pods ----------------------------------------------------------------
 

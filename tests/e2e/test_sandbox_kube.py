@@ -226,6 +226,9 @@ def test_status_and_exec_cli(sandbox: SandboxHandle, capsys: pytest.CaptureFixtu
         assert ip in row and "Running" in row
         for n in sandbox.node_layouts():
             assert n.name in out and n.underlay_ip in out
+        leases = json.loads(sandbox.kubectl("get", "leases", "-n", "kube-node-lease", "-o", "json"))
+        holders = {x["spec"]["holderIdentity"] for x in leases["items"]}
+        assert holders >= {n.name for n in sandbox.node_layouts()}
         assert cli.main(["kubeconfig", "--name", sandbox.name, "--state-dir", sd]) == 0
         assert capsys.readouterr().out.strip() == str(sandbox.kubeconfig)
         assert Path(sandbox.kubeconfig).is_file()
