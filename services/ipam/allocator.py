@@ -64,6 +64,13 @@ class Space:
     def contains(self, ip: int) -> bool:
         return A.contains(self.intervals, self.starts, ip)
 
+    def start_after(self, ip: int) -> None:
+        """Begin the fresh walk just above `ip` (it still wraps round to cover all)."""
+        i = bisect_right(self.starts, ip) - 1
+        if i < 0 or not self.intervals:
+            return
+        self.idx, self.cursor = i, ip + 1
+
     @property
     def free(self) -> int:
         return self.size - self.used - self.cooling
@@ -363,6 +370,22 @@ class Allocator:
             for ip, (until, prev) in fam.cooling.items():
                 if ip not in new.used:
                     new.add_cooling(ip, until, prev)
+
+    def resume_cursors(self) -> None:
+        """After loading allocations: walk fresh addresses above the highest used one.
+
+        Allocations made before a restart sit mostly low in each space (the
+        cursor went upwards); starting above them spares the first new
+        allocation from stepping over all of them at once.
+        """
+        if self.spread:
+            return
+        for state in self.subnets.values():
+            for fam in state.families.values():
+                for space in (fam.general, *fam.pools.values()):
+                    top = max((ip for ip in fam.used if space.contains(ip)), default=None)
+                    if top is not None:
+                        space.start_after(top)
 
     def remove_subnet(self, name: str) -> None:
         self.subnets.pop(name, None)

@@ -136,6 +136,7 @@ class IpamCore(Changes):
             alloc.install(alloc.build(spec, pools.get(spec.name, [])))
         for rec in snap.allocations:
             alloc.commit(rec)
+        alloc.resume_cursors()
         now = self.now_ms()
         for c in snap.cooling:
             if c.until_ms > now:

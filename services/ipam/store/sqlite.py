@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from services.common.errors import AlreadyExists, NotFound, Unavailable
@@ -141,6 +142,10 @@ class SqliteStore(Store):
         self._writer: _Writer | None = None
 
     async def open(self) -> None:
+        try:
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as err:
+            raise Unavailable(f"cannot create the directory of {self.path!r}: {err}") from None
         self._writer = _Writer(self.path)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
