@@ -85,11 +85,13 @@ def up(name: str, state_dir: Path, nodes: int, cni: str = "bridge", *, kube: boo
     lay = Layout.plan(name, state_dir, nodes, cni)
     if (state_dir / STATE_FILE).exists():
         old = Layout.load(state_dir)
-        if _process_alive(state_dir / "agents.pid", "sandbox.agents"):
+        alive = [d for procs in daemons(old).values() for d, pid in procs.items() if pid]
+        if alive:
             raise SandboxError(
-                f"sandbox {old.name!r} is already up (state dir {state_dir}); run `down` first"
+                f"sandbox {old.name!r} is already up (state dir {state_dir}, running: "
+                f"{', '.join(sorted(set(alive)))}); run `down` first"
             )
-        # Leftovers of a crashed sandbox: clear them before reusing the names.
+        # Leftovers of a crashed sandbox (nothing runs): clear them, reuse the names.
         down(state_dir)
     elif _foreign_files(state_dir):
         raise SandboxError(

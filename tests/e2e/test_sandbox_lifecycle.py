@@ -86,9 +86,10 @@ def test_down_after_crash_from_state_dir_alone(make_sandbox: MakeSandbox) -> Non
 
 def test_up_over_a_crashed_sandbox_cleans_it_first(make_sandbox: MakeSandbox) -> None:
     sbx = make_sandbox(1, kube=False)
-    for pid in sbx.nodes[sbx.layout.nodes[0].name].running().values():
-        if pid:
-            os.kill(pid, signal.SIGKILL)
+    with pytest.raises(cluster.SandboxError, match="already up"):
+        cluster.up(sbx.name, sbx.state_dir, 1, kube=False)
+    for pid, _ in live_processes_mentioning(sbx.layout.state_dir):
+        os.kill(pid, signal.SIGKILL)
     again = cluster.up(sbx.name, sbx.state_dir, 1, kube=False)
     assert all(SandboxHandle(again).nodes[again.nodes[0].name].running().values())
     # Up refuses while the first one is running (agents alive) is covered by
