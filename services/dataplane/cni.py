@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -142,8 +143,6 @@ class CniHandler:
     # -- ADD ---------------------------------------------------------------
 
     async def add(self, request: Request, controller_timeout: float | None = None) -> bytes:
-        import json
-
         namespace, name, pod_uid = pod_identity(request)
         cid, ifname, netns = request.container_id, request.ifname, request.netns
         existing = await ovsport.find(self.db, cid, ifname)

@@ -22,6 +22,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from services.api.controller.v1 import controller_pb2
 from services.common.ovsdb import Ovsdb
+from services.dataplane import attachment as att
 from services.dataplane import netlink, ovsport
 from services.dataplane.attachment import HOST_PREFIX, Attachment
 from services.dataplane.config import DataplaneConfig
@@ -101,18 +102,10 @@ async def plug_management_port(
 ) -> None:
     """kovn0: an internal port on the join switch with the node's join IP and
     routes to the cluster CIDRs through the join gateway."""
-    a = Attachment(
-        container_id=f"node-{cfg.node_name}",
-        ifname=MGMT_PORT,
-        netns="",
-        host_ifname=MGMT_PORT,
-        logical_port=nn.logical_port,
-        mac=nn.mac,
-        ips=[ip.address for ip in nn.ips],
-    )
-    ids = a.external_ids()
-    # kovn0 is not a pod attachment: keep only what ovn-controller needs.
-    await ovsport.plug_internal(db, cfg.bridge, MGMT_PORT, nn.mac, {"iface-id": ids["iface-id"]})
+    # kovn0 is not a pod attachment (no kovn-container-id): restart
+    # reconciliation and GC never touch it.
+    ids = {att.IFACE_ID: nn.logical_port, att.ATTACHED_MAC: nn.mac}
+    await ovsport.plug_internal(db, cfg.bridge, MGMT_PORT, nn.mac, ids)
     # vswitchd creates the tap device when it assigns the ofport: wait for that.
     await ovsport.wait_ofport(db, MGMT_PORT, timeout=cfg.ovsdb_timeout)
     async with netlink.route() as ipr:
