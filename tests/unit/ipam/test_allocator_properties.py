@@ -21,24 +21,45 @@ from services.ipam.allocator import Allocator
 from services.ipam.model import AllocationRecord, Owner, PoolSpec, SubnetSpec
 
 COOLDOWN_MS = 5_000
-CIDR = ipaddress.ip_network("10.0.0.0/27")
-GATEWAY = "10.0.0.1"
-EXCLUDED = {f"10.0.0.{n}" for n in (5, 6, 7, 20)}
-POOL = {f"10.0.0.{n}" for n in range(24, 28)}
-NEVER = {"10.0.0.0", "10.0.0.31", GATEWAY, *EXCLUDED}
-GENERAL = {str(ip) for ip in CIDR} - NEVER - POOL
 OWNERS = [Owner("net", "ns", f"p{i}") for i in range(40)]
 
 
+class Plan:
+    """A small subnet (so exhaustion happens) and the sets the model checks against."""
+
+    def __init__(self, cidr: str, excludes: list[str], pool: str) -> None:
+        net = ipaddress.ip_network(cidr)
+        self.cidr, self.excludes, self.pool_spec = cidr, excludes, pool
+        every = [str(ip) for ip in net]
+        self.gateway = every[1]
+        excluded = {str(ip) for ex in excludes for ip in _expand(ex)}
+        special = {every[0], self.gateway} | ({every[-1]} if net.version == 4 else set())
+        self.never = special | excluded
+        self.pool = {str(ip) for ip in ipaddress.ip_network(pool)} - self.never
+        self.general = set(every) - self.never - self.pool
+
+
+def _expand(text: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    lo, _, hi = text.partition("-")
+    first = ipaddress.ip_address(lo)
+    last = ipaddress.ip_address(hi or lo)
+    return [ipaddress.ip_address(n) for n in range(int(first), int(last) + 1)]
+
+
+V4 = Plan("10.0.0.0/27", ["10.0.0.5-10.0.0.7", "10.0.0.20"], "10.0.0.24/30")
+V6 = Plan("fd00::/123", ["fd00::5-fd00::7", "fd00::14"], "fd00::18/126")
+
+
 class AllocatorMachine(RuleBasedStateMachine):
+    plan = V4
+
     def __init__(self) -> None:
         super().__init__()
         self.now = 1_000_000
         self.alloc = Allocator(COOLDOWN_MS, seed=1)
-        spec = self.alloc.check_subnet_spec(
-            SubnetSpec("net", [str(CIDR)], [], ["10.0.0.5-10.0.0.7", "10.0.0.20"])
-        )
-        self.alloc.install(self.alloc.build(spec, [PoolSpec("net", "pool", ["10.0.0.24/30"])]))
+        p = self.plan
+        spec = self.alloc.check_subnet_spec(SubnetSpec("net", [p.cidr], [], p.excludes))
+        self.alloc.install(self.alloc.build(spec, [PoolSpec("net", "pool", [p.pool_spec])]))
         self.held: dict[Owner, AllocationRecord] = {}
         self.cooling: dict[str, tuple[int, Owner]] = {}  # ip -> (until, previous owner)
 
@@ -60,7 +81,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     def allocate(self, i: int, from_pool: bool) -> None:
         owner = OWNERS[i]
         before = self.held.get(owner)
-        space = POOL if from_pool else GENERAL
+        space = self.plan.pool if from_pool else self.plan.general
         try:
             rec = self._allocate(owner, [], "pool" if from_pool else "")
         except ResourceExhausted:
@@ -76,8 +97,10 @@ class AllocatorMachine(RuleBasedStateMachine):
         assert until <= self.now or prev == owner, f"{ip} reused during its cool-down"
         self.held[owner] = rec
 
-    @rule(i=st.integers(0, len(OWNERS) - 1), n=st.sampled_from(sorted(GENERAL | NEVER)))
-    def allocate_fixed(self, i: int, n: str) -> None:
+    @rule(i=st.integers(0, len(OWNERS) - 1), pick=st.integers(0, 31))
+    def allocate_fixed(self, i: int, pick: int) -> None:
+        candidates = sorted(self.plan.general | self.plan.never)
+        n = candidates[pick % len(candidates)]
         owner = OWNERS[i]
         if owner in self.held:
             return
@@ -92,9 +115,9 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert until > self.now and prev != owner
             return
         except Exception:
-            assert n in NEVER
+            assert n in self.plan.never
             return
-        assert n not in NEVER and holder is None
+        assert n not in self.plan.never and holder is None
         assert rec.ips == [n]
         self.held[owner] = rec
 
@@ -120,7 +143,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         for key, rec in self.alloc.owners.items():
             for ip in rec.ips:
                 assert ip not in seen, f"{ip} held by {seen.get(ip)} and {key}"
-                assert ip not in NEVER
+                assert ip not in self.plan.never
                 seen[ip] = key
         macs = [r.mac for r in self.alloc.owners.values()]
         assert len(set(macs)) == len(macs)
@@ -129,13 +152,20 @@ class AllocatorMachine(RuleBasedStateMachine):
     def counts_match_the_model(self) -> None:
         (usage,) = self.alloc.usage("net", self.now)
         assert usage.used == sum(len(r.ips) for r in self.held.values())
-        assert usage.free == len(self._free_in(GENERAL))
+        assert usage.free == len(self._free_in(self.plan.general))
 
 
-TestAllocator = AllocatorMachine.TestCase
-TestAllocator.settings = settings(
-    max_examples=150,
+class V6Machine(AllocatorMachine):
+    plan = V6
+
+
+SETTINGS = settings(
+    max_examples=120,
     stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+TestAllocatorV4 = AllocatorMachine.TestCase
+TestAllocatorV4.settings = SETTINGS
+TestAllocatorV6 = V6Machine.TestCase
+TestAllocatorV6.settings = SETTINGS
