@@ -5,21 +5,22 @@ address cheap without scanning the subnet: the allowed address space as
 intervals (CIDR minus network, broadcast, gateway and exclusions; pools are
 spaces of their own), a cursor over addresses never handed out since the
 state was built, a pile of recycled addresses whose cool-down has passed,
-and a FIFO of cooling addresses. All of it is rebuilt from the store's
-records at start; the store, not this module, owns the truth, so a stale
-choice (another replica took the address) only costs a retry.
+and a heap of cooling addresses ordered by when they may be reused. All of
+it is rebuilt from the store's records at start; the store, not this module,
+owns the truth, so a stale choice (another replica took the address) only
+costs a retry.
 
 Nothing here does I/O: `reserve` picks and marks addresses in memory, the
-caller commits the record to the store and then calls `commit` or
+caller commits the record to the store and then calls `confirm` or
 `unreserve`.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import random
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -128,7 +129,9 @@ class FamilyState:
         self._pool_starts = [lo for lo, _, _ in self._pool_index]
         self.used: dict[int, str] = {}
         self.cooling: dict[int, tuple[int, str]] = {}
-        self.cool_queue: deque[tuple[int, int]] = deque()
+        # (until, ip) min-heap: cool-downs end in order even when they arrive
+        # out of order (loaded from a store, or from replicas with other clocks).
+        self.cool_queue: list[tuple[int, int]] = []
 
     def text(self, ip: int) -> str:
         return A.ip_text(self.version, ip)
@@ -153,7 +156,7 @@ class FamilyState:
 
     def expire(self, now_ms: int) -> None:
         while self.cool_queue and self.cool_queue[0][0] <= now_ms:
-            until, ip = self.cool_queue.popleft()
+            until, ip = heapq.heappop(self.cool_queue)
             entry = self.cooling.get(ip)
             if entry is None or entry[0] != until:
                 continue  # re-cooled or reclaimed since
@@ -193,11 +196,7 @@ class FamilyState:
         if ip not in self.cooling and space is not None:
             space.cooling += 1
         self.cooling[ip] = (until_ms, previous_owner)
-        if self.cool_queue and until_ms < self.cool_queue[-1][0]:
-            # Out of order (loaded from a store): keep the FIFO sorted.
-            self.cool_queue = deque(sorted([*self.cool_queue, (until_ms, ip)]))
-        else:
-            self.cool_queue.append((until_ms, ip))
+        heapq.heappush(self.cool_queue, (until_ms, ip))
 
 
 @dataclass
