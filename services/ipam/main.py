@@ -10,7 +10,7 @@ from services.ipam.service import IpamService
 
 
 def main(argv: list[str]) -> int:
-    return run(IpamService, IpamConfig, prog="kovn ipam serve", argv=argv)
+    return run(IpamService, IpamConfig, prog="ipam", argv=argv)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -143,14 +144,16 @@ def kovn_serve(tmp_path: Path) -> Iterator[dict[str, str]]:
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "kovn"), "ipam", "serve", "--listen", "127.0.0.1:0",
-         "--metrics", "127.0.0.1:0", "--sqlite-path", str(tmp_path / "db"),
-         "--ready-file", str(ready), "--log-level", "warning"],
+         "--metrics", "127.0.0.1:0", "--ready-file", str(ready), "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # The database path from the environment, as a Deployment would set it.
+        env={**os.environ, "KOVN_IPAM_SQLITE_PATH": str(tmp_path / "state" / "ipam.db")},
     )  # fmt: skip
     try:
         wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "kovn ipam serve")
         assert proc.poll() is None, "kovn ipam serve exited"
+        assert (tmp_path / "state" / "ipam.db").exists()
         yield json.loads(ready.read_text())
     finally:
         stop(proc)
