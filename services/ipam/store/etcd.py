@@ -206,25 +206,22 @@ class EtcdStore(Store):
     # ---- reads ---------------------------------------------------------------
 
     async def load(self) -> Snapshot:
-        resp = await self._range(self.prefix + b"/", prefix=True)
+        # One read-only transaction: a consistent snapshot in one round trip,
+        # without the address and MAC index keys (the records carry those).
+        parts = [self.k(part, "") for part in ("subnets", "pools", "owners", "cooling")]
+        ranges = [
+            pb.RequestOp(request_range=pb.RangeRequest(key=key, range_end=prefix_end(key)))
+            for key in parts
+        ]
+        resp = await self._txn([], [*ranges, _get(self.k("meta", "subnets"))])
+        subnets, pools, owners, cooling, meta = (r.response_range.kvs for r in resp.responses)
         snap = Snapshot(revision=resp.header.revision)
-        owners, subnets, pools, cooling = (
-            self.k("owners", ""),
-            self.k("subnets", ""),
-            self.k("pools", ""),
-            self.k("cooling", ""),
-        )
-        for kv in resp.kvs:
-            if kv.key.startswith(owners):
-                snap.allocations.append(AllocationRecord.from_json(kv.value, kv.mod_revision))
-            elif kv.key.startswith(subnets):
-                snap.subnets.append(SubnetSpec.from_json(kv.value, kv.mod_revision))
-            elif kv.key.startswith(pools):
-                snap.pools.append(PoolSpec.from_json(kv.value))
-            elif kv.key.startswith(cooling):
-                snap.cooling.append(Cooling.from_json(kv.value))
-            elif kv.key == self.k("meta", "subnets"):
-                self._meta_rev = kv.mod_revision
+        snap.subnets = [SubnetSpec.from_json(kv.value, kv.mod_revision) for kv in subnets]
+        snap.pools = [PoolSpec.from_json(kv.value) for kv in pools]
+        snap.allocations = [AllocationRecord.from_json(kv.value, kv.mod_revision) for kv in owners]
+        snap.cooling = [Cooling.from_json(kv.value) for kv in cooling]
+        for kv in meta:
+            self._meta_rev = kv.mod_revision
         self._revision = max(self._revision, snap.revision)
         return snap
 
