@@ -36,6 +36,13 @@ def host_ifname(container_id: str, ifname: str) -> str:
     return HOST_PREFIX + digest[:13]
 
 
+def host_mac(container_id: str, ifname: str) -> str:
+    """Deterministic, locally administered unicast MAC for the host veth end
+    (it never appears on the logical network: OVS does not use it)."""
+    digest = hashlib.sha256(f"mac/{container_id}/{ifname}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
 @dataclass
 class Attachment:
     container_id: str

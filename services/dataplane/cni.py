@@ -26,7 +26,7 @@ from cni_shim.spec import CniError, Request
 from services.api.controller.v1 import controller_pb2
 from services.common.ovsdb import Ovsdb, OvsdbError
 from services.dataplane import metrics, netlink, ovsport
-from services.dataplane.attachment import Attachment, host_ifname
+from services.dataplane.attachment import Attachment, host_ifname, host_mac
 from services.dataplane.locks import KeyedLocks
 
 log = structlog.get_logger(__name__)
@@ -228,28 +228,31 @@ class CniHandler:
     async def _build_veth(
         self, request: Request, pn: controller_pb2.PodNetwork, host: str, undo: list[Undo]
     ) -> str:
+        mac = host_mac(request.container_id, request.ifname)
         async with netlink.route() as ipr:
-            if await netlink.index_of(ipr, host) is not None:
+            try:
+                await netlink.create_veth(
+                    ipr, host, mac, request.ifname, request.netns, mac=pn.mac, mtu=pn.mtu
+                )
+            except netlink.IfnameTaken:
+                if await netlink.index_of(ipr, host) is None:
+                    raise  # the pod already has request.ifname
                 # Left by an ADD that died half-way; the name is ours by construction.
                 await netlink.delete_link(ipr, host)
-            await netlink.create_veth(ipr, host, request.ifname, request.netns, pn.mtu)
+                await netlink.create_veth(
+                    ipr, host, mac, request.ifname, request.netns, mac=pn.mac, mtu=pn.mtu
+                )
             undo.append(lambda: self._delete_veth(host))
-            index = await netlink.index_of(ipr, host)
-            await ipr.link("set", index=index, state="up")
-            link = (await ipr.link("get", index=index))[0]
-            host_mac = str(link.get("address") or "")
         netlink.offloads_off(host)
         routes = [(r["dst"], r.get("gw", "")) for r in build_result(pn, request, "")["routes"]]
         await netlink.configure_pod(
             request.netns,
             request.ifname,
-            mac=pn.mac,
-            mtu=pn.mtu,
             addresses=[ip.address for ip in pn.ips],
             routes=routes,
             egress_rate_bps=pn.qos.egress_rate_bps,
         )
-        return host_mac
+        return mac
 
     async def _rollback(self, undo: list[Undo], cid: str, ifname: str) -> None:
         for step in reversed(undo):

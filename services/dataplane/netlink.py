@@ -31,6 +31,7 @@ _ETHTOOL_GSTRINGS = 0x1B
 _ETHTOOL_GSSET_INFO = 0x37
 _ETHTOOL_SFEATURES = 0x3B
 _ETH_SS_FEATURES = 4
+_LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -143,12 +144,17 @@ async def delete_link(ipr: Any, ifname: str) -> bool:
     return True
 
 
-async def create_veth(ipr: Any, host: str, ifname: str, netns: str, mtu: int) -> None:
-    """A veth whose peer is born in the pod's namespace under `ifname`."""
+async def create_veth(
+    ipr: Any, host: str, host_mac: str, ifname: str, netns: str, *, mac: str, mtu: int
+) -> None:
+    """A veth whose peer is born in the pod's namespace as `ifname` with its
+    MAC and MTU; the host end comes up at once. One netlink request."""
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"address": host_mac, "state": "up"}
+        if mac:
+            peer["address"] = mac
         if mtu:
             peer["mtu"] = mtu
             extra["mtu"] = mtu
@@ -180,27 +186,17 @@ async def configure_pod(
     netns: str,
     ifname: str,
     *,
-    mac: str,
-    mtu: int,
     addresses: Iterable[str],
     routes: Iterable[tuple[str, str]],
     egress_rate_bps: int = 0,
 ) -> None:
-    """Inside the pod: lo up, MAC/MTU, addresses, link up, routes, egress limit."""
+    """Inside the pod: lo up, addresses, link up, routes, egress limit.
+    (MAC and MTU were set when the veth was created.)"""
     async with route(netns) as ipr:
         index = await index_of(ipr, ifname)
         if index is None:
             raise NetnsMissing(f"{ifname} vanished from {netns}")
-        lo = await index_of(ipr, "lo")
-        if lo is not None:
-            await ipr.link("set", index=lo, state="up")
-        settings: dict[str, Any] = {}
-        if mac:
-            settings["address"] = mac
-        if mtu:
-            settings["mtu"] = mtu
-        if settings:
-            await ipr.link("set", index=index, **settings)
+        await ipr.link("set", index=_LOOPBACK_INDEX, state="up")
         for address in addresses:
             iface = ipaddress.ip_interface(address)
             # IPv6: no duplicate address detection, the address is ours (IPAM).
