@@ -78,7 +78,13 @@ def _phases(log: Path) -> str:
             rec = json.loads(line)
         except ValueError:
             continue
-        short = names.get(str(rec.get("event", "")).split(" since")[0])
+        event = str(rec.get("event", ""))
+        if event == "take-over phases":
+            for key, value in rec.items():
+                if isinstance(value, int | float) and key != "timestamp":
+                    found[key] = float(value)
+            continue
+        short = names.get(event.split(" since")[0])
         if short and "seconds" in rec:
             found[short] = float(rec["seconds"])
     return ", ".join(f"{k} {v:.2f} s" for k, v in found.items())

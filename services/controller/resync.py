@@ -52,8 +52,9 @@ async def load_allocations(ctx: Context) -> None:
 
 def desired_rows(ctx: Context) -> list[DesiredRow]:
     rows = [topology.router_row()]
+    join_cidrs = ctx.join.cidr_strings if ctx.config.join_subnet in ctx.subnets else []
     for spec in ctx.subnets.values():
-        rows.extend(topology.subnet_rows(spec))
+        rows.extend(topology.subnet_rows(spec, join_cidrs))
     join = ctx.config.join_subnet
     for node, alloc in ctx.node_allocations.items():
         if ctx.informers.nodes.get(node) is None:

@@ -85,6 +85,8 @@ class ControllerService(Service):
         self.leading = asyncio.Event()
         #: Set once this replica, as leader, has resynced and started its queues.
         self.ready = asyncio.Event()
+        #: Set once, as leader, every object was reconciled and garbage collected.
+        self.caught_up = asyncio.Event()
         self.last_resync: Any = None
         self._leader_task: asyncio.Task[None] | None = None
 
@@ -200,6 +202,7 @@ class ControllerService(Service):
     async def _on_follow(self) -> None:
         self.leading.clear()
         self.ready.clear()
+        self.caught_up.clear()
         if self._leader_task is not None:
             self._leader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,6 +231,9 @@ class ControllerService(Service):
         took = time.perf_counter() - started
         metrics.TAKEOVER_SECONDS.set(took)
         log.info("every object reconciled once since taking over", seconds=round(took, 3))
+        # Pods and nodes deleted while nobody led: their allocations go now.
+        await collect_garbage(ctx)
+        self.caught_up.set()
         await self._periodic(ctx)
 
     async def _ensure_nb(self, ctx: Context) -> None:
@@ -236,9 +242,20 @@ class ControllerService(Service):
         await self._nb_connect
 
     async def _take_over(self, ctx: Context) -> None:
+        phases: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name] = round(now - mark, 3)
+            mark = now
+
         await self._ensure_nb(ctx)
+        phase("nb_connect")
         for informer in ctx.informers.all():
             await informer.synced.wait()
+        phase("informers_synced")
         await self.subnets.ensure_builtin()
         # Subnets and pools first and in full: pods are placed by them.
         for key in sorted(ctx.informers.subnets.cache):
@@ -253,16 +270,18 @@ class ControllerService(Service):
             except Exception as exc:
                 log.info("pool deferred to its queue", pool=key, error=str(exc))
                 self.queues["ippool"].add(key)
+        phase("subnets_and_pools")
         await load_allocations(ctx)
+        phase("allocations_loaded")
         self.last_resync = await resync(ctx)
+        phase("nb_resync")
         for queue in self.queues.values():
             queue.start()
         for key in list(ctx.informers.nodes.cache):
             self.queues["node"].add(key)
         for key in list(ctx.informers.pods.cache):
             self.queues["pod"].add(key)
-        # Pods deleted while nobody led: their allocations are collected.
-        await collect_garbage(ctx)
+        log.info("take-over phases", **phases)
 
     async def _periodic(self, ctx: Context) -> None:
         cfg = self.config

@@ -74,12 +74,25 @@ class SubnetReconciler:
             self.ctx.subnets[spec.name] = spec
 
     async def _write_rows(self, spec: SubnetSpec) -> None:
-        rows = topology.subnet_rows(spec)
-        todo = [r for r in rows if self.ctx.nb_known.get((r.table, r.name)) != r.digest]
-        if todo:
-            await self.ctx.writer.write(todo)
+        ctx = self.ctx
+        join = ctx.join.cidr_strings if ctx.config.join_subnet in ctx.subnets else []
+        if spec.name == ctx.config.join_subnet:
+            join = spec.cidr_strings
+        rows = topology.subnet_rows(spec, join)
+        todo = [r for r in rows if ctx.nb_known.get((r.table, r.name)) != r.digest]
+        # ACLs of a subnet that stopped being private (or changed family).
+        wanted = {(r.table, r.name) for r in rows}
+        stale = [
+            OwnedRow(table, name, f"subnet/{spec.name}", "", spec.name)
+            for table, name in list(ctx.nb_known)
+            if table == "ACL" and name.startswith(f"{spec.name}/") and (table, name) not in wanted
+        ]
+        if todo or stale:
+            await ctx.writer.write(todo, stale)
             for r in todo:
-                self.ctx.nb_known[(r.table, r.name)] = r.digest
+                ctx.nb_known[(r.table, r.name)] = r.digest
+            for o in stale:
+                ctx.nb_known.pop((o.table, o.name), None)
 
     def _builtin(self, name: str) -> bool:
         return name in (self.ctx.config.default_subnet, self.ctx.config.join_subnet)
@@ -134,7 +147,13 @@ class SubnetReconciler:
         except FailedPrecondition as exc:
             raise Retry(f"subnet {name} still has allocations: {exc}", delay=1.0) from None
         owner = f"subnet/{name}"
+        acls = [
+            OwnedRow("ACL", acl, owner, "", name)
+            for table, acl in list(ctx.nb_known)
+            if table == "ACL" and acl.startswith(f"{name}/")
+        ]
         rows = [
+            *acls,
             OwnedRow(
                 "Logical_Switch_Port", topology.switch_router_port_name(name), owner, "", name
             ),

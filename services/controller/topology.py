@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from services.controller.nb.rows import DesiredRow
+from services.controller.nb.rows import ColumnValue, DesiredRow
 from services.controller.subnet_spec import SubnetSpec
 
 CLUSTER_ROUTER = "kovn-cluster"
@@ -49,8 +49,71 @@ def router_row() -> DesiredRow:
     )
 
 
-def subnet_rows(spec: SubnetSpec) -> list[DesiredRow]:
-    """A subnet's switch, and its router port on both sides of the link."""
+def private_acls(spec: SubnetSpec, join_cidrs: list[str]) -> list[DesiredRow]:
+    """ACLs isolating a private subnet: only itself, its allowSubnets and the
+    nodes (join subnet) may open connections to its pods; its pods may open
+    connections anywhere (allow-related commits them, so replies return)."""
+    if not spec.private:
+        return []
+    owner = f"subnet/{spec.name}"
+    rows = []
+    for cidr in spec.cidrs:
+        fam = "ip4" if cidr.version == 4 else "ip6"
+        peers = [str(cidr)]
+        for other in [*spec.allow_subnets, *join_cidrs]:
+            if (":" in other) == (cidr.version == 6) and other not in peers:
+                peers.append(other)
+        rule: dict[str, ColumnValue] = {
+            "direction": "from-lport",
+            "priority": 1001,
+            "action": "allow-related",
+        }
+        rows.append(
+            DesiredRow(
+                "ACL",
+                f"{spec.name}/private-{fam}-egress",
+                owner,
+                columns={**rule, "match": f"{fam}.src == {cidr}"},
+                parent=spec.name,
+            )
+        )
+        allow: dict[str, ColumnValue] = {
+            "direction": "to-lport",
+            "priority": 1001,
+            "action": "allow-related",
+        }
+        rows.append(
+            DesiredRow(
+                "ACL",
+                f"{spec.name}/private-{fam}-allow",
+                owner,
+                columns={
+                    **allow,
+                    "match": f"{fam}.dst == {cidr} && {fam}.src == {{{', '.join(peers)}}}",
+                },
+                parent=spec.name,
+            )
+        )
+        rows.append(
+            DesiredRow(
+                "ACL",
+                f"{spec.name}/private-{fam}-drop",
+                owner,
+                columns={
+                    "direction": "to-lport",
+                    "priority": 1000,
+                    "action": "drop",
+                    "match": f"{fam}.dst == {cidr}",
+                },
+                parent=spec.name,
+            )
+        )
+    return rows
+
+
+def subnet_rows(spec: SubnetSpec, join_cidrs: list[str] | None = None) -> list[DesiredRow]:
+    """A subnet's switch, its router port on both sides of the link, and the
+    ACLs of a private subnet."""
     labels = {
         "kovn-cidrs": ",".join(spec.cidr_strings),
         "kovn-gateways": ",".join(spec.gateway_strings),
@@ -89,6 +152,7 @@ def subnet_rows(spec: SubnetSpec) -> list[DesiredRow]:
             columns={"type": "router", "addresses": ["router"], "options": {"router-port": lrp}},
             parent=spec.name,
         ),
+        *private_acls(spec, join_cidrs or []),
     ]
 
 

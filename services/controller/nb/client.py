@@ -18,6 +18,8 @@ from ovsdbapp.schema.ovn_northbound import impl_idl
 from services.controller.nb.rows import (
     HASH_KEY,
     MANAGED_COLUMNS,
+    NAME_KEY,
+    NAMED_IN_IDS,
     OWNER_KEY,
     PARENT_COLUMN,
     PARENT_KEY,
@@ -27,7 +29,14 @@ from services.controller.nb.rows import (
     row_digest,
 )
 
-_STAMPS = (OWNER_KEY, HASH_KEY, PARENT_KEY)
+_STAMPS = (OWNER_KEY, HASH_KEY, PARENT_KEY, NAME_KEY)
+
+
+def row_name(table: str, row: Any) -> str:
+    """kovn's name of a row: its `name`, or the one kept in external_ids."""
+    if table in NAMED_IN_IDS:
+        return str(row.external_ids.get(NAME_KEY, ""))
+    return str(row.name)
 
 
 def _actual_parent(table: str, row: Any, parents: dict[str, dict[Any, str]]) -> str:
@@ -43,7 +52,7 @@ def _parent_index(api: Any) -> dict[str, dict[Any, str]]:
         holders: dict[Any, str] = {}
         for holder in api.tables[parent_table].rows.values():
             for member in getattr(holder, column):
-                holders[member.uuid] = holder.name
+                holders[member.uuid] = row_name(parent_table, holder)
         index[child] = holders
     return index
 
@@ -62,10 +71,10 @@ def actual_digest(table: str, row: Any, parent: str) -> str:
             value = value[0] if value else empty
         columns[column] = value
     labels = {k: v for k, v in ids.items() if k not in _STAMPS}
-    return row_digest(table, row.name, ids.get(OWNER_KEY, ""), parent, columns, labels)
+    return row_digest(table, row_name(table, row), ids.get(OWNER_KEY, ""), parent, columns, labels)
 
 
-TABLES = ("Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port")
+TABLES = ("Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "ACL")
 
 
 class _Snapshot(command.BaseCommand):  # type: ignore[misc]
@@ -83,9 +92,10 @@ class _Snapshot(command.BaseCommand):  # type: ignore[misc]
                 if owner is None:
                     continue
                 parent = _actual_parent(table, row, parents)
-                found[(table, row.name)] = OwnedRow(
+                name = row_name(table, row)
+                found[(table, name)] = OwnedRow(
                     table=table,
-                    name=row.name,
+                    name=name,
                     owner=owner,
                     digest=actual_digest(table, row, parent),
                     parent=parent,
@@ -109,11 +119,21 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
         self.ensure = ensure
         self.remove = remove
         self.force = force
+        self._by_ids: dict[RowKey, Any] | None = None
 
     def _lookup(self, table: str, name: str, created: dict[RowKey, Any]) -> Any:
         row = created.get((table, name))
         if row is not None:
             return row
+        if table in NAMED_IN_IDS:
+            if self._by_ids is None:
+                self._by_ids = {
+                    (t, row_name(t, r)): r
+                    for t in NAMED_IN_IDS
+                    for r in self.api.tables[t].rows.values()
+                    if NAME_KEY in r.external_ids
+                }
+            return self._by_ids.get((table, name))
         return idlutils.row_by_value(self.api.idl, table, "name", name, None)
 
     def run_idl(self, txn: Any) -> None:
@@ -138,7 +158,8 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
                     self._reparent(want.table, old_parent, want.parent, row, created)
             else:
                 row = txn.insert(self.api.tables[want.table])
-                row.name = want.name
+                if want.table not in NAMED_IN_IDS:
+                    row.name = want.name
                 created[(want.table, want.name)] = row
                 if want.table in PARENT_COLUMN:
                     self._attach(want.table, want.parent, row, created)
@@ -147,7 +168,7 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
             row.external_ids = ids
             changed += 1
         for gone in self.remove:
-            row = idlutils.row_by_value(self.api.idl, gone.table, "name", gone.name, None)
+            row = self._lookup(gone.table, gone.name, {})
             if row is None or row.external_ids.get(OWNER_KEY) != gone.owner:
                 continue
             if gone.table in PARENT_COLUMN:
@@ -160,7 +181,9 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
         parent_table, column = PARENT_COLUMN[table]
         holder = self._lookup(parent_table, parent, created)
         if holder is None:
-            raise RuntimeError(f"{table} {row.name!r}: parent {parent_table} {parent!r} missing")
+            raise RuntimeError(
+                f"{table} {row_name(table, row)!r}: parent {parent_table} {parent!r} missing"
+            )
         holder.addvalue(column, row)
 
     def _reparent(

@@ -18,8 +18,15 @@ OWNER_KEY = "kovn-owner"
 HASH_KEY = "kovn-hash"
 PARENT_KEY = "kovn-parent"
 
-Table = Literal["Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port"]
+Table = Literal[
+    "Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "ACL"
+]
 ColumnValue = str | int | bool | list[str] | dict[str, str]
+
+#: Tables without a unique `name` column: kovn names their rows in
+#: external_ids instead.
+NAME_KEY = "kovn-name"
+NAMED_IN_IDS = frozenset({"ACL"})
 
 #: Columns kovn sets on each table, with the value meaning "unset". A row's
 #: digest covers exactly these, so a hand edit of any of them is drift.
@@ -28,12 +35,14 @@ MANAGED_COLUMNS: dict[str, dict[str, ColumnValue]] = {
     "Logical_Router": {},
     "Logical_Switch_Port": {"type": "", "addresses": [], "port_security": [], "options": {}},
     "Logical_Router_Port": {"mac": "", "networks": []},
+    "ACL": {"direction": "", "priority": 0, "match": "", "action": ""},
 }
 
 #: Which column of which parent table holds rows of a child table.
 PARENT_COLUMN: dict[str, tuple[str, str]] = {
     "Logical_Switch_Port": ("Logical_Switch", "ports"),
     "Logical_Router_Port": ("Logical_Router", "ports"),
+    "ACL": ("Logical_Switch", "acls"),
 }
 
 
@@ -67,6 +76,8 @@ class DesiredRow:
         ids = dict(self.labels)
         ids[OWNER_KEY] = self.owner
         ids[HASH_KEY] = self.digest
+        if self.table in NAMED_IN_IDS:
+            ids[NAME_KEY] = self.name
         if self.parent:
             ids[PARENT_KEY] = self.parent
         return ids

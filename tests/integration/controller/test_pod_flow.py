@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -213,7 +214,7 @@ async def test_deletion_and_garbage_collection(cluster: Cluster) -> None:
     await cluster.stop_replica(replica)
     await cluster.delete_pod("default", "b")
     replica = await cluster.start_replica("r2")
-    await replica.service.ready.wait()
+    await replica.service.caught_up.wait()
     assert port_gone("b.default")
     live = await _allocated_ips(replica)
     assert "default/b" not in live and "default/c" in live
@@ -373,3 +374,58 @@ async def test_recreated_pod_gets_its_own_answer(cluster: Cluster) -> None:
     assert pod["metadata"]["annotations"]["kovn.io/ip_address"] == net.ips[0].address.split("/")[0]
     owners = [a async for a in replica.ctx.ipam.allocations() if a.owner.pod == "again"]
     assert len(owners) == 1
+
+
+async def test_private_subnet_isolation_traced_through_ovn(cluster: Cluster) -> None:
+    from services.controller.topology import router_mac
+
+    await cluster.node("n1")
+    for ns in ("privns", "friendns"):
+        await cluster.namespace(ns)
+    await cluster.subnet(
+        "priv",
+        cidrBlock="10.60.0.0/24",
+        namespaces=["privns"],
+        private=True,
+        allowSubnets=["10.61.0.0/24"],
+    )
+    await cluster.subnet("friend", cidrBlock="10.61.0.0/24", namespaces=["friendns"])
+    replica = await cluster.start_replica()
+    for ns, name in (("privns", "secret"), ("friendns", "pal"), ("default", "stranger")):
+        await cluster.pod(ns, name)
+    secret = await _network(replica, "privns", "secret")
+    pal = await _network(replica, "friendns", "pal")
+    stranger = await _network(replica, "default", "stranger")
+    cluster.nbctl("--wait=sb", "sync")
+
+    reached = 'output to "secret.privns"'
+    dst = secret.ips[0].address.split("/")[0]
+
+    def trace(src: controller_pb2.PodNetwork, switch: str) -> str:
+        flow = (
+            f'inport == "{src.logical_port}" && eth.src == {src.mac} && '
+            f"eth.dst == {router_mac(switch)} && ip4.src == {src.ips[0].address.split('/')[0]} && "
+            f"ip4.dst == {dst} && ip.ttl == 64 && tcp && tcp.dst == 80"
+        )
+        out = subprocess.run(
+            ["ovn-trace", f"--db={cluster.ovn.sb_remote}", switch, flow],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout
+
+    assert reached not in trace(stranger, "ovn-default")
+    assert reached in trace(pal, "friend")
+    acls = cluster.nbctl("--bare", "--columns=match,action", "list", "ACL")
+    assert "ip4.dst == 10.60.0.0/24" in acls and "drop" in acls
+    # No longer private: the ACLs go, and the stranger gets through.
+    await cluster.kube.merge_patch(
+        "/apis/kovn.io/v1/subnets/priv", {"spec": {"private": False, "allowSubnets": None}}
+    )
+    await until(
+        lambda: not cluster.nbctl("--bare", "--columns=_uuid", "list", "ACL").strip(),
+        what="ACLs removed",
+    )
+    cluster.nbctl("--wait=sb", "sync")
+    assert reached in trace(stranger, "ovn-default")
