@@ -131,8 +131,15 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     raise NotFound(f"pod {pod_key} does not exist") from None
                 raise Unavailable(f"cannot read pod {pod_key}: {exc}") from None
 
+        # A pod the API has but the watch has not delivered yet is waited
+        # for; only a pod seen and then gone ends the wait as NOT_FOUND.
+        seen = ctx.informers.pods.get(pod_key) is not None
+
         def accept(entry: Entry[NicNetwork]) -> bool:
-            if ctx.informers.pods.get(pod_key) is None and ctx.informers.pods.synced.is_set():
+            nonlocal seen
+            if ctx.informers.pods.get(pod_key) is not None:
+                seen = True
+            elif seen:
                 return True
             if request.pod_uid and entry.uid != request.pod_uid:
                 return False
