@@ -26,6 +26,7 @@ from sandbox.kube import KubeClient, KubeError
 from sandbox.kubelet import Kubelet
 from sandbox.layout import Layout
 from sandbox.scheduler import Scheduler
+from services.common.logging import configure_logging
 
 log = structlog.get_logger(__name__)
 
@@ -143,14 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", required=True, type=Path)
     ap.add_argument("--ready-fd", type=int, default=None)
     args = ap.parse_args(argv)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-    )
+    # JSON lines on stderr (agents.log), like every kovn service.
+    configure_logging(fmt="json", level="info")
     if sys.version_info < (3, 12):
         # 3.11's default child watcher starts a thread per subprocess; a pod
         # burst runs hundreds of CNI plugins. pidfd watching needs no thread.

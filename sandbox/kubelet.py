@@ -165,8 +165,15 @@ class Kubelet:
             worker = PodWorker(self, pod)
             self.workers[uid] = worker
             worker.task = asyncio.create_task(worker.run(), name=f"pod-{uid}")
-            worker.task.add_done_callback(lambda _t: self.workers.pop(uid, None))
+            worker.task.add_done_callback(lambda t: self._worker_done(uid, t))
         worker.update(kind, pod)
+
+    def _worker_done(self, uid: str, task: asyncio.Task[None]) -> None:
+        if self.workers.get(uid) is not None and self.workers[uid].task is task:
+            del self.workers[uid]
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a CNI or API failure (those are handled in the worker).
+            self.log.error("pod worker crashed", uid=uid, exc_info=task.exception())
 
     def collect_orphans(self, live: set[str]) -> int:
         """Tear down pods recorded on this node that the API no longer has.
@@ -259,7 +266,7 @@ class PodWorker:
                 ) as e:  # NetnsError is a RuntimeError
                     self.log.warning("pod sandbox failed", error=str(e), retry_in=backoff)
                     await self.event(pod, "FailedCreatePodSandBox", f"{e}")
-                    await self.release_sandbox()
+                    await self.release_sandbox(report=False)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.changed.wait(), backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
@@ -380,8 +387,12 @@ class PodWorker:
 
     # -- DEL -----------------------------------------------------------------
 
-    async def release_sandbox(self) -> None:
-        """DEL with prevResult, remove the netns, DEL again without netns (as containerd)."""
+    async def release_sandbox(self, report: bool = True) -> None:
+        """DEL with prevResult, remove the netns, DEL again without netns (as containerd).
+
+        report: DEL failures become Warning events (not when cleaning up
+        after a failed ADD, whose event already tells the story).
+        """
         rec = self.k.read_record(self.uid)
         if rec is None:
             return
@@ -395,7 +406,8 @@ class PodWorker:
                 await self.k.cni.delete(cid, f"/run/netns/{ns}", IFNAME, args, prev)
             except (CniError, CniConfigError) as e:
                 self.log.warning("CNI DEL failed", error=str(e))
-                await self.event(self.pod, "FailedKillPod", f"CNI DEL: {e}")
+                if report:
+                    await self.event(self.pod, "FailedKillPod", f"CNI DEL: {e}")
             try:
                 await netns.adelete(ns)
             except (OSError, netns.NetnsError) as e:
@@ -404,7 +416,8 @@ class PodWorker:
                 await self.k.cni.delete(cid, "", IFNAME, args, None)
             except (CniError, CniConfigError) as e:
                 self.log.warning("CNI DEL without netns failed", error=str(e))
-                await self.event(self.pod, "FailedKillPod", f"CNI DEL (no netns): {e}")
+                if report:
+                    await self.event(self.pod, "FailedKillPod", f"CNI DEL (no netns): {e}")
             self.k.cni.drop_cache(cid, IFNAME)
         self.k.drop_record(self.uid)
 

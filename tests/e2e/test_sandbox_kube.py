@@ -117,20 +117,21 @@ if env["CNI_COMMAND"] == "ADD":
 """
 
 
-async def first_event(sbx: SandboxHandle, pod: str) -> dict[str, Any]:
-    """The first Event about `pod`: list, then watch from the list's version."""
+async def first_event(sbx: SandboxHandle, pod: str, reason: str) -> dict[str, Any]:
+    """The first Event about `pod` with `reason`: list, then watch from the list's version."""
     kube = await KubeClient.from_kubeconfig(sbx.kubeconfig)
     sel = f"involvedObject.name={pod}"
     try:
         listing = await kube.get("/api/v1/namespaces/default/events", fieldSelector=sel)
-        if listing["items"]:
-            found: dict[str, Any] = listing["items"][0]
-            return found
+        for item in listing["items"]:
+            if item.get("reason") == reason:
+                found: dict[str, Any] = item
+                return found
         rv = listing["metadata"]["resourceVersion"]
         async for ev in kube.watch(
             "/api/v1/namespaces/default/events", fieldSelector=sel, resourceVersion=rv
         ):
-            if ev["type"] == "ADDED":
+            if ev["type"] == "ADDED" and ev["object"].get("reason") == reason:
                 obj: dict[str, Any] = ev["object"]
                 return obj
         raise AssertionError("event watch ended")
@@ -197,7 +198,7 @@ async def test_cni_failure_gives_warning_event_then_retry_succeeds(
 
     sbx.kubectl("create", "-f", "-", input=pod_yaml("flaky"))
     # The Warning event is the kubelet's answer to the failed ADD.
-    ev = await asyncio.wait_for(first_event(sbx, "flaky"), 20)
+    ev = await asyncio.wait_for(first_event(sbx, "flaky", "FailedCreatePodSandBox"), 20)
     assert ev["reason"] == "FailedCreatePodSandBox"
     assert ev["type"] == "Warning"
     assert "sbxt-missing-plugin" in ev["message"]
@@ -273,7 +274,7 @@ async def test_scheduler_spreads_by_least_pods_and_honours_node_selector(
         pod = json.loads(sandbox.kubectl("get", "pod", pinned, "-o", "json"))
         assert pod["spec"]["nodeName"] == n2
         sandbox.kubectl("create", "-f", "-", input=with_selector(stuck, "sbxt-no-such-node"))
-        ev = await asyncio.wait_for(first_event(sandbox, stuck), 20)
+        ev = await asyncio.wait_for(first_event(sandbox, stuck, "FailedScheduling"), 20)
         assert ev["reason"] == "FailedScheduling" and "nodeSelector" in ev["message"]
         pod = json.loads(sandbox.kubectl("get", "pod", stuck, "-o", "json"))
         assert not pod["spec"].get("nodeName")

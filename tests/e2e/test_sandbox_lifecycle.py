@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def live_processes_mentioning(text: str) -> list[tuple[int, str]]:
         if text in cmd and netns.pid_alive(int(entry.name)):
             found.append((int(entry.name), cmd))
     return found
+
+
+def kill_and_wait(pids: list[int]) -> None:
+    """SIGKILL, then wait for each to die (pidfd: readable once the process exits)."""
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            select.select([fd], [], [], 10)
+        finally:
+            os.close(fd)
 
 
 def traces(sbx: SandboxHandle) -> dict[str, object]:
@@ -77,8 +92,7 @@ def test_down_after_crash_from_state_dir_alone(make_sandbox: MakeSandbox) -> Non
     assert {"sandbox.agents", "sandbox.kubeapi", "ovs-vswitchd", "ovn-northd"} <= {
         w for _, cmd in victims for w in cmd.replace("/", " ").split()
     }
-    for pid, _ in victims:
-        os.kill(pid, signal.SIGKILL)
+    kill_and_wait([pid for pid, _ in victims])
     assert sbx.pod_netns("default", "sbxt-c") in netns.list_names()
     cluster.down(sbx.state_dir)
     assert empty(traces(sbx)), traces(sbx)
@@ -88,8 +102,7 @@ def test_up_over_a_crashed_sandbox_cleans_it_first(make_sandbox: MakeSandbox) ->
     sbx = make_sandbox(1, kube=False)
     with pytest.raises(cluster.SandboxError, match="already up"):
         cluster.up(sbx.name, sbx.state_dir, 1, kube=False)
-    for pid, _ in live_processes_mentioning(sbx.layout.state_dir):
-        os.kill(pid, signal.SIGKILL)
+    kill_and_wait([pid for pid, _ in live_processes_mentioning(sbx.layout.state_dir)])
     again = cluster.up(sbx.name, sbx.state_dir, 1, kube=False)
     assert all(SandboxHandle(again).nodes[again.nodes[0].name].running().values())
     # Up refuses while the first one is running (agents alive) is covered by
