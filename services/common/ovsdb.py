@@ -134,7 +134,7 @@ class Ovsdb:
         self._txn: ovs.db.idl.Transaction | None = None
         self._txn_call: _Call | None = None
         self._pending: collections.deque[_Call] = collections.deque()
-        self._hold = False  # a TRY_AGAIN waits for the next idl.run()
+        self._retry_seqno: int | None = None  # a TRY_AGAIN waits for a newer replica
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stopping = False
@@ -305,7 +305,6 @@ class Ovsdb:
         assert idl is not None
         while not self._stopping:
             idl.run()
-            self._hold = False
             if not self._synced.is_set() and idl.has_ever_connected():
                 self._synced.set()
             if self._synced.is_set():
@@ -371,7 +370,13 @@ class Ovsdb:
     def _begin_txn(self, idl: _Idl) -> None:
         # The IDL allows one transaction at a time, and idl.run() must not
         # run while one is being built: build and first commit() together.
-        while self._txn is None and self._pending and not self._hold:
+        if self._retry_seqno is not None:
+            if idl.change_seqno == self._retry_seqno:
+                return
+            self._retry_seqno = None
+        if not self._usable(idl):
+            return  # (re)connecting: transactions wait for the resync
+        while self._txn is None and self._pending:
             call = self._pending.popleft()
             if call.future.done():
                 continue
@@ -387,6 +392,13 @@ class Ovsdb:
             self._txn, self._txn_call = txn, call
             self._finish_txn(txn.commit())
 
+    def _connected_now(self) -> bool:
+        return self._idl is not None and self._usable(self._idl)
+
+    @staticmethod
+    def _usable(idl: _Idl) -> bool:
+        return bool(idl._session.is_connected() and idl.state == idl.IDL_S_MONITORING)
+
     def _progress_txn(self, idl: _Idl) -> None:
         if self._txn is not None:
             self._finish_txn(self._txn.commit())
@@ -399,11 +411,15 @@ class Ovsdb:
         self._txn = self._txn_call = None
         if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
             _resolve(call.loop, call.future, call.extra.get("result"))
-        elif status == ovs.db.idl.Transaction.TRY_AGAIN and call.attempts < self.MAX_ATTEMPTS:
-            # Retried after the next idl.run() has brought the replica up to date.
+        elif status == ovs.db.idl.Transaction.TRY_AGAIN and (
+            call.attempts < self.MAX_ATTEMPTS or not self._connected_now()
+        ):
+            if not self._connected_now():
+                call.attempts -= 1  # lost the connection: not the transaction's fault
             self._pending.appendleft(call)
-            self._hold = True
-            self._wake()
+            # Retry once the replica has changed (a conflicting update, or a
+            # reconnect and resync): retrying sooner would only fail again.
+            self._retry_seqno = self._idl.change_seqno if self._idl is not None else None
         else:
             error = txn.get_error() or status
             _reject(

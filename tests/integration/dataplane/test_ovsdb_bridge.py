@@ -23,19 +23,29 @@ TABLES: dict[str, list[str] | None] = {
 }
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    tmp = Path(tempfile.mkdtemp(prefix="kdp-db-"))
-    db = tmp / "conf.db"
-    subprocess.run(["ovsdb-tool", "create", str(db), SCHEMA], check=True)
+def _start_server(tmp: Path) -> str:
     remote = f"unix:{tmp / 'db.sock'}"
-    daemon.start("ovsdb-server", [str(db), f"--remote=p{remote}"], run_dir=tmp, name="ovsdb-server")
+    args = [str(tmp / "conf.db"), f"--remote=p{remote}"]
+    daemon.start("ovsdb-server", args, run_dir=tmp, name="ovsdb-server")
+    return remote
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="kdp-db-"))
+    subprocess.run(["ovsdb-tool", "create", str(tmp / "conf.db"), SCHEMA], check=True)
     try:
-        subprocess.run(["ovs-vsctl", f"--db={remote}", "--no-wait", "init"], check=True)
-        yield remote
+        yield tmp
     finally:
         daemon.stop(tmp / "ovsdb-server.pid", "ovsdb-server")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def server(server_dir: Path) -> str:
+    remote = _start_server(server_dir)
+    subprocess.run(["ovs-vsctl", f"--db={remote}", "--no-wait", "init"], check=True)
+    return remote
 
 
 @pytest.fixture
@@ -117,3 +127,13 @@ async def test_watch_sees_changes(db: Ovsdb) -> None:
 async def test_connect_to_nothing_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(OvsdbError, match="cannot connect"):
         await Ovsdb.connect(f"unix:{tmp_path / 'none.sock'}", "Open_vSwitch", TABLES, timeout=2)
+
+
+async def test_survives_a_server_restart(db: Ovsdb, server_dir: Path) -> None:
+    await db.transact(_add_bridge("kdpbr-before"))
+    daemon.stop(server_dir / "ovsdb-server.pid", "ovsdb-server")
+    _start_server(server_dir)
+    # The IDL reconnects on its own; a transaction issued meanwhile is retried.
+    await db.transact(_add_bridge("kdpbr-after"), timeout=20)
+    assert {"kdpbr-before", "kdpbr-after"} <= await db.read(_names)
+    assert db.connected
