@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from services.api.controller.v1 import controller_pb2
@@ -93,7 +95,6 @@ async def test_leader_change_mid_churn_allocates_nothing_twice(cluster: Cluster)
 async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    import json
     import signal
     import subprocess
     import sys
@@ -108,7 +109,8 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
          "--ready-file", str(ready), "--kubeconfig", str(cluster.kubeapi.kubeconfig_path),
          "--ipam", cluster.ipam.target, "--nb", cluster.ovn.nb_remote, "--identity", "a",
          "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.3",
-         "--resync-period", "0", "--gc-period", "0", "--log-level", "warning"],
+         "--resync-period", "0", "--gc-period", "0", "--log-level", "warning",
+         "--metrics", "127.0.0.1:0", "--usage-period", "0.2"],
         cwd=ROOT, stdout=(tmp_path / "a.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -133,6 +135,32 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
         first = await b.stub.GetPodNetwork(  # forwarded to a
             controller_pb2.GetPodNetworkRequest(namespace="default", name="q0"), timeout=20
         )
+        node_net = await b.stub.GetNodeNetwork(  # forwarded too
+            controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=20
+        )
+        assert node_net.logical_port == "node-n1" and node_net.ips
+        metrics_address = json.loads(ready.read_text())["metrics"]
+        exposition = ""
+
+        async def usage_exported() -> bool:
+            nonlocal exposition
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://{metrics_address}/metrics") as resp,
+            ):
+                exposition = await resp.text()
+            return "kovn_controller_subnet_addresses{" in exposition
+
+        await until(usage_exported, what="subnet usage exported")
+        for name in (
+            "kovn_controller_leader 1.0",
+            "kovn_controller_reconcile_duration_seconds_bucket",
+            "kovn_controller_queue_depth",
+            "kovn_controller_nb_transaction_duration_seconds_bucket",
+            "kovn_controller_nb_transaction_rows_bucket",
+            'kovn_controller_subnet_addresses{family="v4",state="used",subnet="ovn-default"}',
+        ):
+            assert name in exposition, name
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for i in range(20, 40):

@@ -429,3 +429,33 @@ async def test_private_subnet_isolation_traced_through_ovn(cluster: Cluster) -> 
     )
     cluster.nbctl("--wait=sb", "sync")
     assert reached in trace(stranger, "ovn-default")
+
+
+async def test_gc_never_frees_the_address_of_a_terminating_pod(cluster: Cluster) -> None:
+    from services.controller.resync import collect_garbage
+
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    await cluster.pod("default", "leaving")
+    net = await _network(replica, "default", "leaving")
+    # Graceful delete of a bound pod: it stays, terminating, until the kubelet confirms.
+    await cluster.kube.delete("/api/v1/namespaces/default/pods/leaving")
+    pod = await cluster.get_pod("default", "leaving")
+    assert pod["metadata"].get("deletionTimestamp")
+
+    async def terminating_seen() -> bool:
+        cached = replica.ctx.informers.pods.get("default/leaving")
+        return bool(cached and cached["metadata"].get("deletionTimestamp"))
+
+    await until(terminating_seen, what="the controller sees the pod terminating")
+    assert await collect_garbage(replica.ctx) == 0
+    assert (await _allocated_ips(replica))["default/leaving"] == [net.ips[0].address.split("/")[0]]
+    assert "leaving.default" in cluster.nbctl(
+        "--bare", "--columns=name", "list", "Logical_Switch_Port"
+    )
+    await cluster.delete_pod("default", "leaving")  # the kubelet's confirmation
+
+    async def released() -> bool:
+        return "default/leaving" not in await _allocated_ips(replica)
+
+    await until(released, what="address released once the pod object is gone")
