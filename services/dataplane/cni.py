@@ -145,13 +145,14 @@ class CniHandler:
     async def add(self, request: Request, controller_timeout: float | None = None) -> bytes:
         namespace, name, pod_uid = pod_identity(request)
         cid, ifname, netns = request.container_id, request.ifname, request.netns
-        existing = await ovsport.find(self.db, cid, ifname)
+        attached = await ovsport.attachments(self.db)
+        existing = next((a for a in attached if a.key == (cid, ifname)), None)
         if existing is not None:
             if existing.acked and existing.netns == netns and existing.result:
                 # A retried ADD (the runtime lost our answer): same answer again.
                 return json.dumps(spec.convert_result(existing.result, request.version)).encode()
             await self.delete(cid, ifname)
-        for other in await ovsport.attachments(self.db):
+        for other in attached:
             if other.netns == netns and other.ifname == ifname and other.container_id != cid:
                 raise CniError(
                     spec.IFNAME_TAKEN,
@@ -271,15 +272,17 @@ class CniHandler:
         """Remove the port and the veth (its peer dies with it). Never fails on absence."""
         host = host_ifname(container_id, ifname)
         started = time.monotonic()
-        try:
-            await ovsport.unplug(self.db, [host])
-        except OvsdbError as err:
-            raise CniError(spec.TRY_AGAIN, f"OVSDB: {err}") from None
-        try:
-            await self._delete_veth(host)
-        except NetlinkError as err:
-            if err.code != errno.ENODEV:
-                raise
+        # Independent steps (OVSDB and the kernel): run them side by side.
+        unplugged, deleted = await asyncio.gather(
+            ovsport.unplug(self.db, [host]), self._delete_veth(host), return_exceptions=True
+        )
+        if isinstance(unplugged, OvsdbError):
+            raise CniError(spec.TRY_AGAIN, f"OVSDB: {unplugged}")
+        if isinstance(deleted, NetlinkError) and deleted.code == errno.ENODEV:
+            deleted = False
+        for outcome in (unplugged, deleted):
+            if isinstance(outcome, BaseException):
+                raise outcome
         log.info(
             "cni_del",
             container_id=container_id,
