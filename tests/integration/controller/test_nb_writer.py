@@ -10,7 +10,7 @@ import pytest
 
 from services.controller import topology
 from services.controller.nb.client import NbClient
-from services.controller.nb.rows import diff
+from services.controller.nb.rows import DesiredRow, diff
 from services.controller.nb.writer import NbWriter
 from services.controller.subnet_spec import internal_subnet
 from tests.integration.controller.nbdb import nb_server, nbctl
@@ -27,7 +27,7 @@ async def nb(tmp_path: Path) -> AsyncIterator[tuple[NbClient, str]]:
             await client.close()
 
 
-def _topology(pods: int) -> list[topology.DesiredRow]:
+def _topology(pods: int) -> list[DesiredRow]:
     spec = internal_subnet("ovn-default", "10.16.0.0/16")
     rows = [topology.router_row(), *topology.subnet_rows(spec)]
     for i in range(pods):

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from services.common.errors import InvalidArgument
-from services.controller import annotations, topology
+from services.controller import annotations as ann
+from services.controller import topology
 from services.controller.subnet_spec import overlaps, parse_pool, parse_subnet
 
 
@@ -73,12 +74,12 @@ def test_pool_requires_subnet_and_ips() -> None:
 
 
 def test_annotations_read_kube_ovn_aliases_and_prefer_kovn() -> None:
-    ann = {"ovn.kubernetes.io/ip_address": "10.0.0.9", "kovn.io/mac_address": "0a:00:00:00:00:01"}
-    assert annotations.read(ann, "ip_address") == ("10.0.0.9", "ovn.kubernetes.io/ip_address")
-    ann["kovn.io/ip_address"] = "10.0.0.10"
-    assert annotations.read(ann, "ip_address")[0] == "10.0.0.10"
-    assert annotations.read(ann, "ip_address", "net1") == ("", "")
-    assert annotations.key("ip_address", "net1") == "kovn.io/net1.ip_address"
+    found = {"ovn.kubernetes.io/ip_address": "10.0.0.9", "kovn.io/mac_address": "0a:00:00:00:00:01"}
+    assert ann.read(found, "ip_address") == ("10.0.0.9", "ovn.kubernetes.io/ip_address")
+    found["kovn.io/ip_address"] = "10.0.0.10"
+    assert ann.read(found, "ip_address")[0] == "10.0.0.10"
+    assert ann.read(found, "ip_address", "net1") == ("", "")
+    assert ann.key("ip_address", "net1") == "kovn.io/net1.ip_address"
 
 
 def test_translation_is_deterministic_and_stamps_owner() -> None:
