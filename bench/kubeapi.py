@@ -232,6 +232,8 @@ async def _node_watches(
     async with s.get(f"{url}/api/v1/pods", params={"limit": "1"}) as r:
         rv = (await r.json())["metadata"]["resourceVersion"]
     streams = []
+    # Watches hold their connections: their own pool, unlimited.
+    ws = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     try:
         for n in range(nodes):
             params = {
@@ -239,7 +241,7 @@ async def _node_watches(
                 "resourceVersion": rv,
                 "fieldSelector": f"spec.nodeName=node-{n}",
             }
-            streams.append(await s.get(f"{url}/api/v1/pods", params=params))
+            streams.append(await ws.get(f"{url}/api/v1/pods", params=params))
         lat = []
         for i in range(repeats * 10):
             probe = json.dumps({"metadata": {"labels": {"node-probe": str(i)}}})
@@ -256,6 +258,7 @@ async def _node_watches(
     finally:
         for st in streams:
             st.close()
+        await ws.close()
     p50, p99 = summarize_ms(lat)
     return [
         Row(
