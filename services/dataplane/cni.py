@@ -161,6 +161,7 @@ class CniHandler:
                 )
         if not os.path.exists(netns):
             raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {netns} does not exist")
+        asked = time.monotonic()
         pn = await self.pods.get(
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout
         )
@@ -168,7 +169,7 @@ class CniHandler:
         host = host_ifname(cid, ifname)
         undo: list[Undo] = []
         started = time.monotonic()
-        phases: dict[str, float] = {}
+        phases: dict[str, float] = {"controller_seconds": round(started - asked, 4)}
         try:
             async with self._parallel:
                 host_mac = await self._build_veth(request, pn, host, undo)
