@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from services.common.config import ConfigError, ServerConfig, parse_hostport
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def _help(text: str) -> dict[str, Any]:
@@ -29,9 +32,18 @@ class ControllerConfig(ServerConfig):
     mtu: int = field(default=1400, metadata=_help("pod MTU when a subnet sets none"))
     identity: str = field(default="", metadata=_help("Lease holder identity (default: hostname)"))
     advertise: str = field(
-        default="", metadata=_help("host:port followers use to reach this replica's gRPC API")
+        default="",
+        metadata=_help(
+            "host:port followers use to reach this replica's gRPC API "
+            "(default: $POD_IP or the hostname, with the listen port)"
+        ),
     )
-    lease_namespace: str = field(default="kube-system", metadata=_help("namespace of the Lease"))
+    lease_namespace: str = field(
+        default="",
+        metadata=_help(
+            "namespace of the Lease (default: the pod's own namespace, else kube-system)"
+        ),
+    )
     lease_name: str = field(default="kovn-controller", metadata=_help("name of the Lease"))
     lease_duration: float = field(default=15.0, metadata=_help("Lease duration, seconds"))
     renew_deadline: float = field(
@@ -79,3 +91,12 @@ class ControllerConfig(ServerConfig):
     @property
     def holder_identity(self) -> str:
         return self.identity or socket.gethostname()
+
+    @property
+    def lease_ns(self) -> str:
+        if self.lease_namespace:
+            return self.lease_namespace
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "kube-system"
+        except OSError:
+            return "kube-system"

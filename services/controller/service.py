@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -101,8 +102,11 @@ class ControllerService(Service):
         host, _, port = (listen or self.config.listen).rpartition(":")
         if not port or port == "0":
             return ""
-        if host in ("", "0.0.0.0", "[::]"):
-            host = socket.gethostname()
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            # In a pod, the downward API's POD_IP is what peers can reach.
+            host = os.environ.get("POD_IP") or socket.gethostname()
+            if ":" in host:
+                host = f"[{host}]"
         return f"{host}:{port}"
 
     async def _learn_bound_address(self) -> None:
@@ -169,7 +173,7 @@ class ControllerService(Service):
             informer.start()
         self.elector = LeaderElector(
             kube,
-            namespace=cfg.lease_namespace,
+            namespace=cfg.lease_ns,
             name=cfg.lease_name,
             identity=cfg.holder_identity,
             address=self.advertise(),

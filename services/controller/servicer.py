@@ -131,6 +131,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     raise NotFound(f"pod {pod_key} does not exist") from None
                 raise Unavailable(f"cannot read pod {pod_key}: {exc}") from None
 
+        cached = ctx.informers.pods.get(pod_key)
+        if cached is not None and cached["spec"].get("hostNetwork"):
+            raise FailedPrecondition(f"pod {pod_key} uses the host network; kovn gives it none")
         # A pod the API has but the watch has not delivered yet is waited
         # for; only a pod seen and then gone ends the wait as NOT_FOUND.
         seen = ctx.informers.pods.get(pod_key) is not None

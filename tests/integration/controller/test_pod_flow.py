@@ -80,6 +80,28 @@ async def test_unknown_pod_and_bad_requests_fail_precisely(cluster: Cluster) -> 
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert fragment in (err.value.details() or "")
+    await cluster.kube.create(
+        "/api/v1/namespaces/default/pods",
+        {
+            "metadata": {"name": "hostnet"},
+            "spec": {
+                "nodeName": "n1",
+                "hostNetwork": True,
+                "containers": [{"name": "c", "image": "x"}],
+            },
+        },
+    )
+
+    async def hostnet_seen() -> bool:
+        return replica.ctx.informers.pods.get("default/hostnet") is not None
+
+    await until(hostnet_seen, what="hostnet pod cached")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _network(replica, "default", "hostnet")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "hostnet.default" not in cluster.nbctl(
+        "--bare", "--columns=name", "list", "Logical_Switch_Port"
+    )
     good = await replica.stub.GetPodNetwork(
         controller_pb2.GetPodNetworkRequest(namespace="default", name="good"), timeout=10
     )
