@@ -52,6 +52,7 @@ class Persistence:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.failed: Exception | None = None
 
     def load(self) -> tuple[int, Iterator[tuple[str, bytes]]]:
         row = self._db.execute("SELECT value FROM meta WHERE name='rv'").fetchone()
@@ -91,7 +92,11 @@ class Persistence:
             try:
                 await loop.run_in_executor(self._pool, self._commit, ops, rv)
             except Exception as e:  # a failed commit must fail its requests
-                log.error("sqlite commit failed", error=str(e))
+                # Memory is now ahead of disk: stop taking writes (fail-stop)
+                # rather than build on changes the disk does not have; a
+                # restart reloads the last committed state.
+                log.error("sqlite commit failed; refusing further writes", error=str(e))
+                self.failed = e
                 if fut is not None and not fut.done():
                     fut.set_exception(e)
                 continue

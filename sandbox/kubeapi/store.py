@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from .errors import gone
+from .errors import ApiError, gone
 from .persistence import Persistence
 from .selectors import FieldReq, Requirement, fields_match, labels_match
 
@@ -178,7 +178,17 @@ class Store:
         return sum(1 for k in items if k[0] == ns)
 
     # ---- writes ------------------------------------------------------------
+    def _writable(self) -> None:
+        if self._db.failed is not None:
+            raise ApiError(
+                503,
+                f"storage failed ({self._db.failed}); writes are refused until the API server "
+                "is restarted",
+                "ServiceUnavailable",
+            )
+
     def next_rv(self) -> int:
+        self._writable()
         self.rv += 1
         return self.rv
 
