@@ -6,6 +6,7 @@ the existing Event, so a retry loop cannot flood the API.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import hashlib
 
@@ -15,6 +16,7 @@ from services.common.kube import KubeClient, KubeError, Obj, resource_path
 
 log = structlog.get_logger(__name__)
 COMPONENT = "kovn-controller"
+MAX_REMEMBERED = 10_000
 
 
 def _now() -> str:
@@ -24,7 +26,8 @@ def _now() -> str:
 class EventRecorder:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
-        self._posted: dict[str, tuple[str, int]] = {}  # digest -> (event name, count)
+        # digest -> (event name, count); bounded, oldest complaints forgotten first.
+        self._posted: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
         self.posted = 0
 
     async def warning(self, ref: Obj, reason: str, message: str) -> None:
@@ -66,6 +69,8 @@ class EventRecorder:
                 },
             )
             self._posted[digest] = (name, 1)
+            if len(self._posted) > MAX_REMEMBERED:
+                self._posted.popitem(last=False)
             self.posted += 1
         except KubeError as exc:
             if exc.status == 409:

@@ -70,7 +70,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             raise Unavailable("no controller leader is known yet", retry_after=1.0)
         if self._leader_channel is None or self._leader_channel[0] != address:
             old = self._leader_channel
-            self._leader_channel = (address, channel(address, ca=self.ctx.config.tls_client_ca))
+            cfg = self.ctx.config
+            # Replicas share one CA: the one that verifies our clients also
+            # signed the leader's certificate, and ours proves who we are.
+            creds = {"ca": cfg.tls_client_ca, "cert": cfg.tls_cert, "key": cfg.tls_key}
+            if not cfg.tls_client_ca:
+                creds = {"ca": "", "cert": "", "key": ""}
+            self._leader_channel = (address, channel(address, **creds))
             if old is not None:
                 # Closing can wait for calls on it; never block this call on that.
                 task = asyncio.create_task(old[1].close(None))
