@@ -478,6 +478,98 @@ def _crd_defaults(crd: Obj) -> None:
     spec.setdefault("conversion", {"strategy": "None"})
 
 
+# ---- field sets of the built-in kinds --------------------------------------
+# The real server decodes built-ins into Go structs: fields they lack are
+# dropped (with a warning) or, under strict field validation, rejected. Only
+# the top level and metadata are checked here; deeper typos pass through.
+_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
+_COMMON_TOP = frozenset({"apiVersion", "kind", "metadata"})
+_SPEC_STATUS = frozenset({"spec", "status"})
+_TOP_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "namespaces"): _SPEC_STATUS,
+    ("", "pods"): _SPEC_STATUS,
+    ("", "nodes"): _SPEC_STATUS,
+    ("", "services"): _SPEC_STATUS,
+    ("", "endpoints"): frozenset({"subsets"}),
+    ("", "configmaps"): frozenset({"data", "binaryData", "immutable"}),
+    ("", "secrets"): frozenset({"data", "stringData", "type", "immutable"}),
+    ("", "events"): frozenset(
+        {
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        }
+    ),
+    ("", "serviceaccounts"): frozenset(
+        {"secrets", "imagePullSecrets", "automountServiceAccountToken"}
+    ),
+    ("discovery.k8s.io", "endpointslices"): frozenset({"addressType", "endpoints", "ports"}),
+    ("networking.k8s.io", "networkpolicies"): frozenset({"spec"}),
+    ("coordination.k8s.io", "leases"): frozenset({"spec"}),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _SPEC_STATUS,
+}
+
+
+def unknown_fields(rt: ResourceType, obj: Obj) -> list[str]:
+    top = _COMMON_TOP | _TOP_FIELDS.get(rt.gr, _SPEC_STATUS)
+    out = [k for k in obj if k not in top]
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        out += [f"metadata.{k}" for k in meta if k not in _META_FIELDS]
+    return out
+
+
+def known_fields(rt: ResourceType, obj: Obj) -> Obj:
+    top = _COMMON_TOP | _TOP_FIELDS.get(rt.gr, _SPEC_STATUS)
+    out = {k: v for k, v in obj.items() if k in top}
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        out["metadata"] = {k: v for k, v in meta.items() if k in _META_FIELDS}
+    return out
+
+
+def _secret_string_data(secret: Obj) -> None:
+    """stringData is write-only: merged into data (base64) on every write."""
+    import base64
+
+    sd = secret.pop("stringData", None)
+    if isinstance(sd, dict) and sd:
+        data = secret.setdefault("data", {}) or {}
+        for k, v in sd.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        secret["data"] = data
+    secret.setdefault("type", "Opaque")
+
+
 # ---- entry points ----------------------------------------------------------
 def prepare_create(rt: ResourceType, obj: Obj, ctx: KindContext) -> list[Cause]:
     gr = rt.gr
@@ -499,11 +591,15 @@ def prepare_create(rt: ResourceType, obj: Obj, ctx: KindContext) -> list[Cause]:
         return _crd_validate(obj)
     if gr == ("", "nodes"):
         obj.setdefault("spec", {})
+    if gr == ("", "secrets"):
+        _secret_string_data(obj)
     return []
 
 
 def prepare_update(rt: ResourceType, old: Obj, new: Obj, ctx: KindContext) -> list[Cause]:
     gr = rt.gr
+    if gr == ("", "secrets"):
+        _secret_string_data(new)
     if gr == ("", "pods"):
         _pod_defaults(new)
         return _pod_validate(new) or _pod_immutable(old, new)

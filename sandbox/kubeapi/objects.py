@@ -158,9 +158,10 @@ class Api:
     def _schema(
         self, rt: ResourceType, obj: Obj, opts: WriteOptions, name: str
     ) -> tuple[Obj, list[str]]:
-        if not rt.custom:
-            return obj, []
-        pruned, unknown, causes = check_object(rt.schema, obj)
+        if rt.custom:
+            pruned, unknown, causes = check_object(rt.schema, obj)
+        else:
+            pruned, unknown, causes = kinds.known_fields(rt, obj), kinds.unknown_fields(rt, obj), []
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
         if unknown and opts.field_validation == "Strict":
@@ -285,6 +286,7 @@ class Api:
         meta["creationTimestamp"] = now_str()
         meta["generation"] = 1
         obj, warnings = self._schema(rt, obj, opts, name)
+        meta = obj["metadata"]
         kinds.raise_invalid(rt, name, kinds.prepare_create(rt, obj, self.ctx))
         if rt.gr == CRD_GR:
             obj["status"] = kinds.crd_status(obj, meta["creationTimestamp"])
@@ -503,6 +505,7 @@ class Api:
                 else:
                     new.pop("status", None)
             result, warnings = self._schema(rt, new, opts, name)
+            meta = result["metadata"]
             kinds.raise_invalid(rt, name, kinds.prepare_update(rt, old, result, self.ctx))
             if old["metadata"].get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(

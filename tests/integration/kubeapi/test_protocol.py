@@ -199,3 +199,27 @@ async def test_other_kinds_round_trip(kapi: Pair) -> None:
         },
     )
     assert ev.reason == "Test"
+
+
+async def test_builtin_unknown_fields_dropped_with_warning_or_rejected(kapi: Pair) -> None:
+    srv, _ = kapi
+    url = f"{srv.url}/api/v1/namespaces/default/configmaps"
+    body = {"metadata": {"name": "typo", "lables": {"a": "b"}}, "dta": {"k": "v"}}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body, params={"fieldValidation": "Strict"}) as r:
+            assert r.status == 400
+            msg = (await r.json())["message"]
+            assert 'unknown field "dta"' in msg and 'unknown field "metadata.lables"' in msg
+        async with s.post(url, json=body) as r:
+            assert r.status == 201
+            assert 'unknown field \\"dta\\"' in r.headers.getall("Warning")[0]
+            stored = await r.json()
+    assert "dta" not in stored and "lables" not in stored["metadata"]
+
+
+async def test_secret_string_data_becomes_data(core: client.CoreV1Api) -> None:
+    sec = await core.create_namespaced_secret(
+        "default", {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}
+    )
+    assert sec.data == {"password": "aHVudGVyMg=="} and sec.string_data is None
+    assert sec.type == "Opaque"
