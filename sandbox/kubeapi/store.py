@@ -67,6 +67,12 @@ class Watcher:
     # Events at or below this version are already reflected in what was sent.
     min_rv: int = 0
 
+    def node(self) -> str | None:
+        """The node a pod watch is scoped to by spec.nodeName=X, if any."""
+        if self.gr != POD_GR:
+            return None
+        return next((f.value for f in self.fields if f.key == "spec.nodeName" and f.equal), None)
+
     def matches(self, obj: Obj) -> bool:
         return labels_match(self.labels, obj) and fields_match(self.fields, obj)
 
@@ -111,6 +117,9 @@ class Store:
         # Events at or below this version may have been dropped from history.
         self._floor = 0
         self._watchers: dict[GR, set[Watcher]] = {}
+        # Pod watches scoped to one node (spec.nodeName=X), by node: with a
+        # watch per node, an event is offered to its node's watches only.
+        self._node_watchers: dict[str, set[Watcher]] = {}
         # Sorted keys per kind, rebuilt lazily after a create or delete.
         self._sorted: dict[GR, list[tuple[str, str]]] = {}
         # Pods by spec.nodeName: every node agent lists and watches its share.
@@ -131,7 +140,7 @@ class Store:
         self._db.start()
 
     async def close_watches(self) -> None:
-        for ws in self._watchers.values():
+        for ws in [*self._watchers.values(), *self._node_watchers.values()]:
             for w in ws:
                 w.closed = True
                 w.queue.put_nowait(None)
@@ -232,6 +241,15 @@ class Store:
             self._history.append(ev)
             for w in self._watchers.get(ev.gr, ()):
                 w.offer(ev)
+            if ev.gr == POD_GR and self._node_watchers:
+                node = (ev.obj.get("spec") or {}).get("nodeName") or ""
+                for w in self._node_watchers.get(node, ()):
+                    w.offer(ev)
+                if ev.old is not None:
+                    before = (ev.old.get("spec") or {}).get("nodeName") or ""
+                    if before != node:
+                        for w in self._node_watchers.get(before, ()):
+                            w.offer(ev)
             for hook in self.on_event:
                 hook(ev)
         if len(self._history) > 2 * self._history_size:
@@ -256,11 +274,23 @@ class Store:
             w.min_rv = self.rv
             for e in initial:
                 w.push(w.render("ADDED", e.obj, e.raw))
-        self._watchers.setdefault(w.gr, set()).add(w)
+        node = w.node()
+        if node is not None:
+            self._node_watchers.setdefault(node, set()).add(w)
+        else:
+            self._watchers.setdefault(w.gr, set()).add(w)
 
     def unwatch(self, w: Watcher) -> None:
         w.closed = True
-        self._watchers.get(w.gr, set()).discard(w)
+        node = w.node()
+        if node is not None:
+            ws = self._node_watchers.get(node)
+            if ws is not None:
+                ws.discard(w)
+                if not ws:
+                    del self._node_watchers[node]
+        else:
+            self._watchers.get(w.gr, set()).discard(w)
 
     def drop_gr(self, gr: GR) -> list[Obj]:
         """All objects of a kind (for deleting a CRD's resources)."""

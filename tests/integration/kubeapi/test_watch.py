@@ -273,3 +273,28 @@ async def test_concurrent_conditional_updates_one_winner(core: client.CoreV1Api)
 
     results = await asyncio.gather(*(attempt(i) for i in range(16)))
     assert sum(results) == 1
+
+
+async def test_node_scoped_watch_sees_binding_as_added_and_deletion(core: client.CoreV1Api) -> None:
+    spec = {"containers": [{"name": "c", "image": "i"}]}
+    rv = (await core.list_namespaced_pod("default")).metadata.resource_version
+    await core.create_namespaced_pod("default", {"metadata": {"name": "later"}, "spec": spec})
+    await core.create_namespaced_pod_binding(
+        "later",
+        "default",
+        {"metadata": {"name": "later"}, "target": {"kind": "Node", "name": "n8"}},
+        _preload_content=False,
+    )
+    await core.delete_namespaced_pod("later", "default", grace_period_seconds=0)
+    seen = []
+    w = watch.Watch()
+    async for ev in w.stream(
+        core.list_pod_for_all_namespaces,
+        resource_version=rv,
+        field_selector="spec.nodeName=n8",
+        timeout_seconds=5,
+    ):
+        seen.append((ev["type"], ev["object"].metadata.name))
+        if len(seen) == 2:
+            w.stop()
+    assert seen == [("ADDED", "later"), ("DELETED", "later")]
