@@ -11,7 +11,10 @@ idempotent.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import errno
+import functools
 import json
 import os
 import time
@@ -109,8 +112,15 @@ class CniHandler:
         self.ovn_install_timeout = ovn_install_timeout
         self.controller_timeout = controller_timeout
         self._parallel = asyncio.Semaphore(max_parallel)
+        # Netlink requests block in the kernel (RTNL): they run in these threads.
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_parallel, thread_name_prefix="netlink"
+        )
         self._locks = KeyedLocks()
         self._ready = ready
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
 
     async def handle(self, request: Request, time_left: float | None = None) -> bytes:
         """Serve one request; returns stdout bytes or raises CniError.
@@ -143,6 +153,7 @@ class CniHandler:
     # -- ADD ---------------------------------------------------------------
 
     async def add(self, request: Request, controller_timeout: float | None = None) -> bytes:
+        entered = time.monotonic()
         namespace, name, pod_uid = pod_identity(request)
         cid, ifname, netns = request.container_id, request.ifname, request.netns
         attached = await ovsport.attachments(self.db)
@@ -223,6 +234,7 @@ class CniHandler:
             port=pn.logical_port,
             host_ifname=host,
             seconds=round(time.monotonic() - started, 4),
+            server_seconds=round(time.monotonic() - entered, 4),
             **phases,
         )
         return json.dumps(spec.convert_result(result, request.version)).encode()
@@ -231,29 +243,30 @@ class CniHandler:
         self, request: Request, pn: controller_pb2.PodNetwork, host: str, undo: list[Undo]
     ) -> str:
         mac = host_mac(request.container_id, request.ifname)
-        async with netlink.route() as ipr:
-            try:
-                await netlink.create_veth(
-                    ipr, host, mac, request.ifname, request.netns, mac=pn.mac, mtu=pn.mtu
-                )
-            except netlink.IfnameTaken:
-                if await netlink.index_of(ipr, host) is None:
-                    raise  # the pod already has request.ifname
-                # Left by an ADD that died half-way; the name is ours by construction.
-                await netlink.delete_link(ipr, host)
-                await netlink.create_veth(
-                    ipr, host, mac, request.ifname, request.netns, mac=pn.mac, mtu=pn.mtu
-                )
-            undo.append(lambda: self._delete_veth(host))
-        netlink.offloads_off(host)
         routes = [(r["dst"], r.get("gw", "")) for r in build_result(pn, request, "")["routes"]]
-        await netlink.configure_pod(
-            request.netns,
-            request.ifname,
+        work = functools.partial(
+            netlink.build_pod_link,
+            host=host,
+            host_mac=mac,
+            netns=request.netns,
+            ifname=request.ifname,
+            mac=pn.mac,
+            mtu=pn.mtu,
             addresses=[ip.address for ip in pn.ips],
             routes=routes,
             egress_rate_bps=pn.qos.egress_rate_bps,
         )
+        running = asyncio.get_running_loop().run_in_executor(self._threads, work)
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The kernel work cannot be interrupted: let it finish, then the
+            # caller's rollback deletes what it built.
+            with contextlib.suppress(Exception):
+                await running
+            undo.append(lambda: self._delete_veth(host))
+            raise
+        undo.append(lambda: self._delete_veth(host))
         return mac
 
     async def _rollback(self, undo: list[Undo], cid: str, ifname: str) -> None:
@@ -264,8 +277,9 @@ class CniHandler:
                 log.exception("cni_rollback_step_failed", container_id=cid, ifname=ifname)
 
     async def _delete_veth(self, host: str) -> bool:
-        async with netlink.route() as ipr:
-            return await netlink.delete_link(ipr, host)
+        loop = asyncio.get_running_loop()
+        deleted: bool = await loop.run_in_executor(self._threads, netlink.delete_link_sync, host)
+        return deleted
 
     # -- DEL / GC ----------------------------------------------------------
 

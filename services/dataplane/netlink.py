@@ -18,11 +18,11 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
+from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 _CLONE_NEWNET = 0x40000000
@@ -144,29 +144,6 @@ async def delete_link(ipr: Any, ifname: str) -> bool:
     return True
 
 
-async def create_veth(
-    ipr: Any, host: str, host_mac: str, ifname: str, netns: str, *, mac: str, mtu: int
-) -> None:
-    """A veth whose peer is born in the pod's namespace as `ifname` with its
-    MAC and MTU; the host end comes up at once. One netlink request."""
-    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
-        extra: dict[str, Any] = {"address": host_mac, "state": "up"}
-        if mac:
-            peer["address"] = mac
-        if mtu:
-            peer["mtu"] = mtu
-            extra["mtu"] = mtu
-        await ipr.link("add", ifname=host, kind="veth", peer=peer, **extra)
-    except NetlinkError as err:
-        if err.code == errno.EEXIST:
-            raise IfnameTaken(f"{ifname} or {host}") from None
-        raise
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class PodLink:
     """What the pod side of an attachment looks like right now."""
@@ -180,46 +157,6 @@ class PodLink:
 
 def _family(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
-
-
-async def configure_pod(
-    netns: str,
-    ifname: str,
-    *,
-    addresses: Iterable[str],
-    routes: Iterable[tuple[str, str]],
-    egress_rate_bps: int = 0,
-) -> None:
-    """Inside the pod: lo up, addresses, link up, routes, egress limit.
-    (MAC and MTU were set when the veth was created.)"""
-    async with route(netns) as ipr:
-        index = await index_of(ipr, ifname)
-        if index is None:
-            raise NetnsMissing(f"{ifname} vanished from {netns}")
-        await ipr.link("set", index=_LOOPBACK_INDEX, state="up")
-        for address in addresses:
-            iface = ipaddress.ip_interface(address)
-            # IPv6: no duplicate address detection, the address is ours (IPAM).
-            flags = {"flags": 0x02} if iface.version == 6 else {}
-            await ipr.addr(
-                "add",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                **flags,
-            )
-        await ipr.link("set", index=index, state="up")
-        for dst, gateway in routes:
-            spec: dict[str, Any] = {"dst": dst, "oif": index}
-            if gateway:
-                spec["gateway"] = gateway
-            await ipr.route("add", **spec)
-        if egress_rate_bps:
-            burst = max(32768, egress_rate_bps // 8 // 50)
-            await ipr.tc(
-                "add", "tbf", index=index, rate=f"{egress_rate_bps}bit", burst=burst, latency="50ms"
-            )
-    offloads_off(ifname, netns)
 
 
 async def inspect_pod(netns: str, ifname: str) -> PodLink | None:
@@ -253,3 +190,128 @@ async def inspect_pod(netns: str, ifname: str) -> PodLink | None:
 
 def family_of(address: str) -> int:
     return _family(address)
+
+
+# -- blocking variants, run in worker threads ---------------------------------
+#
+# A netlink request is handled inside the kernel while the sender waits in
+# send() (under the RTNL lock, often behind ovs-vswitchd). Done on the event
+# loop, that wait stalls every other CNI call; in a worker thread it releases
+# the GIL and other calls proceed. pyroute2's synchronous IPRoute gives each
+# thread its own socket and loop.
+
+
+@contextlib.contextmanager
+def _sync_route(netns: str | None = None) -> Iterator[Any]:
+    if netns is None:
+        ipr = IPRoute()
+    else:
+        ipr = IPRoute(fileno=ns_socket(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0).detach())
+    with ipr:
+        yield ipr
+
+
+def delete_link_sync(ifname: str) -> bool:
+    """Delete a link in our namespace if it exists; True when something was deleted."""
+    with _sync_route() as ipr:
+        try:
+            ipr.link("del", ifname=ifname)
+        except NetlinkError as err:
+            if err.code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+                return False
+            raise
+    return True
+
+
+def _create_veth_sync(
+    ipr: Any, host: str, host_mac: str, ifname: str, netns: str, mac: str, mtu: int
+) -> None:
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
+        extra: dict[str, Any] = {"address": host_mac, "state": "up"}
+        if mac:
+            peer["address"] = mac
+        if mtu:
+            peer["mtu"] = mtu
+            extra["mtu"] = mtu
+        ipr.link("add", ifname=host, kind="veth", peer=peer, **extra)
+    finally:
+        os.close(fd)
+
+
+def build_pod_link(
+    *,
+    host: str,
+    host_mac: str,
+    netns: str,
+    ifname: str,
+    mac: str,
+    mtu: int,
+    addresses: list[str],
+    routes: list[tuple[str, str]],
+    egress_rate_bps: int = 0,
+) -> None:
+    """Everything ADD does in the kernel, blocking: the veth (peer born in the
+    pod with its MAC and MTU, host end up), offloads off on both ends, and
+    inside the pod lo up, addresses, link up, routes and the egress limit.
+
+    Raises IfnameTaken or NetnsMissing; on any failure after the veth exists
+    the host end is deleted again (its peer goes with it).
+    """
+    try:
+        os.stat(netns)
+    except OSError as err:
+        raise NetnsMissing(f"{netns}: {err.strerror}") from None
+    with _sync_route() as ipr:
+        try:
+            _create_veth_sync(ipr, host, host_mac, ifname, netns, mac, mtu)
+        except NetlinkError as err:
+            if err.code != errno.EEXIST:
+                raise
+            if not ipr.link_lookup(ifname=host):
+                raise IfnameTaken(f"{ifname} exists in {netns}") from None
+            # Left by an ADD that died half-way; the name is ours by construction.
+            ipr.link("del", ifname=host)
+            try:
+                _create_veth_sync(ipr, host, host_mac, ifname, netns, mac, mtu)
+            except NetlinkError as again:
+                if again.code == errno.EEXIST:
+                    raise IfnameTaken(f"{ifname} exists in {netns}") from None
+                raise
+    try:
+        offloads_off(host)
+        with _sync_route(netns) as pod:
+            found = pod.link_lookup(ifname=ifname)
+            if not found:
+                raise NetnsMissing(f"{ifname} vanished from {netns}")
+            index = found[0]
+            pod.link("set", index=_LOOPBACK_INDEX, state="up")
+            for address in addresses:
+                iface = ipaddress.ip_interface(address)
+                # IPv6: no duplicate address detection, the address is ours (IPAM).
+                flags = {"flags": 0x02} if iface.version == 6 else {}
+                pod.addr(
+                    "add",
+                    index=index,
+                    address=str(iface.ip),
+                    prefixlen=iface.network.prefixlen,
+                    **flags,
+                )
+            pod.link("set", index=index, state="up")
+            for dst, gateway in routes:
+                spec: dict[str, Any] = {"dst": dst, "oif": index}
+                if gateway:
+                    spec["gateway"] = gateway
+                pod.route("add", **spec)
+            if egress_rate_bps:
+                burst = max(32768, egress_rate_bps // 8 // 50)
+                pod.tc(
+                    "add", "tbf", index=index, rate=f"{egress_rate_bps}bit", burst=burst,
+                    latency="50ms",
+                )  # fmt: skip
+        offloads_off(ifname, netns)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            delete_link_sync(host)
+        raise

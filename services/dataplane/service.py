@@ -219,6 +219,8 @@ class DataplaneService(Service):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._handler is not None:
+            await asyncio.to_thread(self._handler.close)
         await self._controller.close()
         if self._db is not None:
             await self._db.close()
