@@ -25,7 +25,13 @@ def _listen(value: str) -> tuple[str, int]:
 
 async def _run(args: argparse.Namespace) -> None:
     host, port = args.listen
-    srv = KubeApiServer(Path(args.state_dir), host, port)
+    srv = KubeApiServer(
+        Path(args.state_dir),
+        host,
+        port,
+        history_size=args.history_size,
+        bookmark_interval=args.bookmark_interval,
+    )
     await srv.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         "--listen", type=_listen, default=("127.0.0.1", 0), help="HOST:PORT (port 0: any free port)"
     )
     p.add_argument("--ready-file", help="write {url, kubeconfig} JSON here once serving")
+    p.add_argument(
+        "--history-size",
+        type=int,
+        default=50_000,
+        help="watch events kept for resumption; older versions get 410 Gone",
+    )
+    p.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=30.0,
+        help="seconds between BOOKMARK events on watches that allow them",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     try:
