@@ -88,8 +88,12 @@ class OvsNode:
             self.stop()
             raise
 
-    def start_ovn(self) -> None:
-        """ovn-controller (after start_ovs), with the chassis settings when configure_ovn."""
+    def start_ovn(self, wait_br_int: bool = True) -> None:
+        """ovn-controller (after start_ovs), with the chassis settings when configure_ovn.
+
+        With wait_br_int, returns once ovn-controller has created br-int, so
+        callers can plug ports right away.
+        """
         if self.ovn_remote is None:
             raise ValueError(f"node {self.name}: ovn_remote is not set")
         if self.configure_ovn:
@@ -103,6 +107,14 @@ class OvsNode:
             # 23.03 rejects --unixctl; it uses $OVN_RUNDIR/ovn-controller.<pid>.ctl.
             unixctl=False,
         )
+        if wait_br_int:
+            try:
+                self.vsctl("--timeout=20", "wait-until", "Bridge", "br-int")
+            except daemon.ToolError as e:
+                tail = daemon.log_tail(self.log_file("ovn-controller"))
+                raise daemon.DaemonError(
+                    f"node {self.name}: ovn-controller made no br-int: {e}\n{tail}"
+                ) from e
 
     def _ovn_ids(self) -> list[str]:
         ids = {
