@@ -79,15 +79,14 @@ async def reconcile(db: Ovsdb) -> dict[str, int]:
             removed_links += await netlink.delete_link(ipr, a.host_ifname)
         async for link in await ipr.link("dump"):
             name = str(link.get("ifname") or "")
+            # A veth named like ours with no port: an ADD died before plugging it.
             if (
                 name.startswith(HOST_PREFIX)
                 and len(name) == len(HOST_PREFIX) + 13
                 and name not in known
-                and link.get(("linkinfo", "data")) is None
+                and link.get(("linkinfo", "kind")) == "veth"
             ):
-                kind = link.get(("linkinfo", "kind"))
-                if kind == "veth":
-                    removed_links += await netlink.delete_link(ipr, name)
+                removed_links += await netlink.delete_link(ipr, name)
     counts = {
         "kept": len(found) - len(stale),
         "removed_ports": len(stale),

@@ -181,3 +181,23 @@ def test_restart_keeps_running_pods_traffic(env: Env) -> None:
     metrics = env.metrics()
     assert 'kovn_cni_request_duration_seconds_count{command="DEL",result="ok"} 2.0' in metrics
     assert "kovn_cni_requests_in_flight 0.0" in metrics
+
+
+def test_restart_removes_orphans_and_keeps_the_rest(env: Env) -> None:
+    keep_cid, _keep_ns, keep_path, keep = env.add("orphan-keep")
+    gone_cid, gone_ns, gone_path, gone = env.add("orphan-gone")
+    assert keep.rc == 0 and gone.rc == 0
+    # The pod's netns disappears without a DEL (its veth pair dies with it),
+    # and a veth named like ours exists with no port (an ADD that died early).
+    env.delete_pod_netns(gone_ns)
+    orphan = "kv" + "0" * 13
+    netns.run(env.node_ns, ["ip", "link", "add", orphan, "type", "veth", "peer", "name", "kdporph"])
+    env.kill_dataplane()
+    env.start_dataplane()
+    ports = env.ovs_ports()
+    assert keep.out["interfaces"][0]["name"] in ports
+    assert gone.out["interfaces"][0]["name"] not in ports
+    assert orphan not in env.node_links()
+    assert env.cni(env.env("CHECK", keep_cid, keep_path), env.conf(prevResult=keep.out)).rc == 0
+    for cid, path in ((keep_cid, keep_path), (gone_cid, gone_path)):
+        assert env.cni(env.env("DEL", cid, path)).rc == 0
