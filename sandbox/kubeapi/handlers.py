@@ -1,0 +1,504 @@
+# ruff: noqa: E501  (messages quote the real API server word for word)
+"""HTTP routing and the REST verbs: Kubernetes' protocol on aiohttp.
+
+URLs are resolved against the registry (so CRD resources appear the moment
+their CRD exists), requests are parsed into the verbs of `objects.Api`, and
+results are rendered as JSON objects, lists, Tables or Status errors, as
+kubernetes-asyncio and kubectl expect from a real server. Watches are
+handed to `watch.stream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import yaml
+from aiohttp import web
+from multidict import MultiDict
+
+from . import discovery, tables
+from .errors import ApiError, bad_request
+from .metrics import Metrics
+from .objects import Api, DeleteOptions, WriteOptions
+from .registry import Registry
+from .resources import ResourceType
+from .selectors import parse_field_selector, parse_label_selector
+from .store import Entry, Obj, Watcher, dumps
+from .watch import stream
+
+log = structlog.get_logger(__name__)
+
+_JSON = "application/json"
+_NOT_FOUND = ApiError(404, "the server could not find the requested resource", "NotFound", {})
+
+
+@dataclass
+class Target:
+    rt: ResourceType
+    ns: str | None  # None: all namespaces (collection) or cluster-scoped
+    name: str
+    sub: str
+    watch_path: bool
+
+
+def _json(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=dumps(obj), status=status, content_type=_JSON)
+    for w in warnings or []:
+        resp.headers.add("Warning", "299 - " + json.dumps(w))
+    return resp
+
+
+def _error(err: ApiError) -> web.Response:
+    return web.Response(body=dumps(err.status()), status=err.code, content_type=_JSON)
+
+
+def _accept(request: web.Request) -> str:
+    """'table', 'partial' or 'object', from the Accept header's as= parameter."""
+    acc = request.headers.get("Accept", "")
+    for part in acc.split(","):
+        params = {
+            k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])
+        }
+        as_ = params.get("as")
+        if as_ == "Table" and params.get("g") == "meta.k8s.io":
+            return "table"
+        if (
+            as_ in ("PartialObjectMetadata", "PartialObjectMetadataList")
+            and params.get("g") == "meta.k8s.io"
+        ):
+            return "partial"
+        mime = part.split(";")[0].strip()
+        if mime in ("application/json", "*/*", "application/*", "") and not as_:
+            return "object"
+    return "object"
+
+
+def _bool(v: str | None) -> bool:
+    """Go's strconv.ParseBool, which the real server uses for query flags."""
+    return v in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def _int_param(q: Any, name: str) -> int | None:
+    v = q.get(name)
+    if v in (None, ""):
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise bad_request(f'invalid value for {name}: "{v}": must be an integer') from None
+
+
+class Http:
+    def __init__(self, api: Api, registry: Registry, bookmark_interval: float) -> None:
+        self.api = api
+        self.registry = registry
+        self.bookmark_interval = bookmark_interval
+        self.address = ""
+        self._watch_tasks: set[asyncio.Event] = set()
+        self._stopping = asyncio.Event()
+        self.metrics = Metrics(api.store)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    def stop_watches(self) -> None:
+        self._stopping.set()
+
+    # ---- routing -----------------------------------------------------------
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter()
+        try:
+            resp = await self._dispatch(request)
+        except ApiError as e:
+            resp = _error(e)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            log.exception("internal error", path=request.path)
+            resp = _error(ApiError(500, f"Internal error occurred: {e}", "InternalError"))
+        self.metrics.observe(request, resp.status, time.perf_counter() - t0)
+        return resp
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        method = request.method
+        if method == "GET":
+            static = self._static(path, parts)
+            if static is not None:
+                return static
+        if not parts or parts[0] not in ("api", "apis"):
+            raise _NOT_FOUND
+        if parts[0] == "api":
+            if len(parts) < 2:
+                raise _NOT_FOUND
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) < 3:
+                raise _NOT_FOUND
+            group, version, rest = parts[1], parts[2], parts[3:]
+        target = self._resolve(group, version, rest)
+        return await self._serve(request, target)
+
+    def _static(self, path: str, parts: list[str]) -> web.StreamResponse | None:
+        reg = self.registry
+        if path == "/version":
+            return _json(discovery.VERSION)
+        if path == "/api":
+            return _json(discovery.api_versions(self.address))
+        if path == "/apis":
+            return _json(discovery.api_group_list(reg))
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/metrics":
+            body, ctype = self.metrics.render()
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        if path == "/openapi/v3":
+            return _json(discovery.openapi_root(reg))
+        if path.startswith("/openapi/v3/"):
+            sub = parts[2:]
+            doc = None
+            if len(sub) == 2 and sub[0] == "api":
+                doc = discovery.openapi_gv(reg, "", sub[1])
+            elif len(sub) == 3 and sub[0] == "apis":
+                doc = discovery.openapi_gv(reg, sub[1], sub[2])
+            if doc is None:
+                raise _NOT_FOUND
+            return _json(doc)
+        if path == "/openapi/v2":
+            raise _NOT_FOUND
+        if len(parts) == 2 and parts[0] == "api":
+            doc = discovery.resource_list(reg, "", parts[1])
+            if doc is None:
+                raise _NOT_FOUND
+            return _json(doc)
+        if len(parts) == 2 and parts[0] == "apis":
+            g = discovery.api_group(reg, parts[1])
+            if g is None:
+                raise _NOT_FOUND
+            return _json(g)
+        if len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.resource_list(reg, parts[1], parts[2])
+            if doc is None:
+                raise _NOT_FOUND
+            return _json(doc)
+        return None
+
+    def _resolve(self, group: str, version: str, rest: list[str]) -> Target:
+        watch_path = False
+        if rest and rest[0] == "watch":
+            watch_path, rest = True, rest[1:]
+        ns: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            ns, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise _NOT_FOUND
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None:
+            raise _NOT_FOUND
+        if ns is not None and not rt.namespaced:
+            raise _NOT_FOUND
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and not (
+            (sub == "status" and rt.status)
+            or sub in rt.extra_subresources
+            or (sub == "finalize" and rt.gr == ("", "namespaces"))
+        ):
+            raise _NOT_FOUND
+        if rt.namespaced and name and ns is None:
+            raise _NOT_FOUND
+        return Target(rt, ns, name, sub, watch_path)
+
+    async def _serve(self, request: web.Request, t: Target) -> web.StreamResponse:
+        q = request.query
+        m = request.method
+        rt = t.rt
+        if t.watch_path or (m == "GET" and not t.name and _bool(q.get("watch"))):
+            if t.name:
+                q = MultiDict(q)
+                fs = q.get("fieldSelector", "")
+                extra = f"metadata.name={t.name}"
+                q["fieldSelector"] = f"{fs},{extra}" if fs else extra
+            return await self._watch(request, rt, t.ns, q)
+        if m == "GET":
+            if t.name:
+                entry = self.api.get(rt, t.ns or "", t.name)
+                return self._render_one(request, rt, entry)
+            return self._list(request, rt, t.ns)
+        if m == "POST":
+            if t.sub == "binding":
+                body = await self._body(request)
+                await self.api.bind(rt, t.ns or "", t.name, body)
+                return _json(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    201,
+                )
+            if t.name:
+                raise ApiError(
+                    405,
+                    "the server does not allow this method on the requested resource",
+                    "MethodNotAllowed",
+                )
+            if rt.namespaced and t.ns is None:
+                raise _NOT_FOUND
+            body = await self._body(request)
+            obj, warnings = await self.api.create(rt, t.ns or "", body, self._write_opts(q))
+            return _json(self._out(rt, obj), 201, warnings)
+        if m == "PUT":
+            if not t.name:
+                raise ApiError(
+                    405,
+                    "the server does not allow this method on the requested resource",
+                    "MethodNotAllowed",
+                )
+            body = await self._body(request)
+            obj, warnings, created = await self.api.update(
+                rt,
+                t.ns or "",
+                t.name,
+                body,
+                t.sub if t.sub == "status" else "",
+                self._write_opts(q),
+            )
+            return _json(self._out(rt, obj), 201 if created else 200, warnings)
+        if m == "PATCH":
+            if not t.name:
+                raise ApiError(
+                    405,
+                    "the server does not allow this method on the requested resource",
+                    "MethodNotAllowed",
+                )
+            ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            raw = await request.read()
+            obj, warnings = await self.api.patch(
+                rt,
+                t.ns or "",
+                t.name,
+                ctype,
+                raw,
+                t.sub if t.sub == "status" else "",
+                self._write_opts(q),
+            )
+            return _json(self._out(rt, obj), 200, warnings)
+        if m == "DELETE":
+            opts = await self._delete_opts(request)
+            if not t.name:
+                if rt.namespaced and t.ns is None:
+                    raise _NOT_FOUND
+                labels = parse_label_selector(q.get("labelSelector"))
+                fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
+                await self.api.delete_collection(rt, t.ns, labels, fields, opts)
+                return _json(
+                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+                )
+            obj, removed = await self.api.delete(rt, t.ns or "", t.name, opts)
+            if rt.gr in _RETURNS_OBJECT or not removed:
+                return _json(self._out(rt, obj), 200)
+            return _json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": t.name,
+                        "group": rt.group,
+                        "kind": rt.plural,
+                        "uid": obj["metadata"].get("uid"),
+                    },
+                }
+            )
+        raise ApiError(
+            405,
+            "the server does not allow this method on the requested resource",
+            "MethodNotAllowed",
+        )
+
+    @staticmethod
+    def _desc(rt: ResourceType) -> str:
+        return f"{rt.group}/{rt.version}, Resource={rt.plural}"
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", _JSON).split(";")[0].strip().lower()
+        try:
+            if ctype in ("application/json", ""):
+                return json.loads(raw)
+            if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+                return yaml.safe_load(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise bad_request(f"error decoding request body: {e}") from None
+        raise ApiError(
+            415,
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            "UnsupportedMediaType",
+        )
+
+    @staticmethod
+    def _write_opts(q: Any) -> WriteOptions:
+        fv = q.get("fieldValidation") or "Warn"
+        if fv not in ("Ignore", "Warn", "Strict"):
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{fv}": supported values: "Ignore", "Strict", "Warn"'
+            )
+        dry = q.getall("dryRun", [])
+        for d in dry:
+            if d != "All":
+                raise bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
+        return WriteOptions(
+            dry_run=bool(dry), field_validation=fv, field_manager=q.get("fieldManager", "")
+        )
+
+    async def _delete_opts(self, request: web.Request) -> DeleteOptions:
+        q = request.query
+        body: Obj = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except ValueError as e:
+                    raise bad_request(f"error decoding DeleteOptions: {e}") from None
+                if not isinstance(body, dict):
+                    raise bad_request("DeleteOptions must be a JSON object")
+        grace = body.get("gracePeriodSeconds")
+        qgrace = _int_param(q, "gracePeriodSeconds")
+        if qgrace is not None:
+            grace = qgrace
+        pre = body.get("preconditions") or {}
+        dry = body.get("dryRun") or q.getall("dryRun", [])
+        return DeleteOptions(
+            grace_period=grace,
+            precondition_uid=pre.get("uid"),
+            precondition_rv=pre.get("resourceVersion"),
+            propagation=body.get("propagationPolicy") or q.get("propagationPolicy"),
+            dry_run=bool(dry),
+        )
+
+    # ---- rendering ---------------------------------------------------------
+    @staticmethod
+    def _out(rt: ResourceType, obj: Obj) -> Obj:
+        """A custom object read through another served version."""
+        if rt.custom and obj.get("apiVersion") != rt.api_version:
+            return {**obj, "apiVersion": rt.api_version}
+        return obj
+
+    def _raw(self, rt: ResourceType, e: Entry) -> bytes:
+        if rt.custom and e.obj.get("apiVersion") != rt.api_version:
+            return dumps(self._out(rt, e.obj))
+        return e.raw
+
+    def _render_one(self, request: web.Request, rt: ResourceType, e: Entry) -> web.Response:
+        mode = _accept(request)
+        if mode == "table":
+            include = request.query.get("includeObject", "Metadata")
+            meta = {"resourceVersion": e.obj["metadata"]["resourceVersion"]}
+            return _json(tables.table(rt, [self._out(rt, e.obj)], include, meta))
+        if mode == "partial":
+            return _json(tables.partial_metadata(e.obj))
+        return web.Response(body=self._raw(rt, e), content_type=_JSON)
+
+    def _list(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        q = request.query
+        labels = parse_label_selector(q.get("labelSelector"))
+        fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
+        limit = _int_param(q, "limit") or 0
+        res = self.api.list_objects(rt, ns, labels, fields, limit, q.get("continue", ""))
+        meta: Obj = {"resourceVersion": str(res.rv)}
+        if res.continue_token:
+            meta["continue"] = res.continue_token
+            meta["remainingItemCount"] = res.remaining
+        mode = _accept(request)
+        if mode == "table":
+            include = q.get("includeObject", "Metadata")
+            return _json(tables.table(rt, [self._out(rt, e.obj) for e in res.items], include, meta))
+        if mode == "partial":
+            return _json(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                    "items": [tables.partial_metadata(e.obj) for e in res.items],
+                }
+            )
+        head = dumps({"kind": rt.kind + "List", "apiVersion": rt.api_version, "metadata": meta})
+        body = head[:-1] + b',"items":[' + b",".join(self._raw(rt, e) for e in res.items) + b"]}"
+        return web.Response(body=body, content_type=_JSON)
+
+    # ---- watch -------------------------------------------------------------
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, ns: str | None, q: Any
+    ) -> web.StreamResponse:
+        labels = parse_label_selector(q.get("labelSelector"))
+        fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
+        timeout = _int_param(q, "timeoutSeconds")
+        bookmarks = _bool(q.get("allowWatchBookmarks"))
+        send_initial = _bool(q.get("sendInitialEvents"))
+        rv_param = q.get("resourceVersion", "")
+        since: int | None = None
+        if rv_param not in ("", "0") and not send_initial:
+            try:
+                since = int(rv_param)
+            except ValueError:
+                raise bad_request(f'invalid resource version: "{rv_param}"') from None
+        mode = _accept(request)
+        include = q.get("includeObject", "Metadata")
+
+        def render(kind: str, obj: Obj, raw: bytes | None) -> bytes:
+            if mode == "table":
+                return (
+                    dumps(
+                        {
+                            "type": kind,
+                            "object": tables.table(
+                                rt,
+                                [self._out(rt, obj)],
+                                include,
+                                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                            ),
+                        }
+                    )
+                    + b"\n"
+                )
+            if mode == "partial":
+                return dumps({"type": kind, "object": tables.partial_metadata(obj)}) + b"\n"
+            if raw is None or (rt.custom and obj.get("apiVersion") != rt.api_version):
+                raw = dumps(self._out(rt, obj))
+            return b'{"type":"' + kind.encode() + b'","object":' + raw + b"}\n"
+
+        w = Watcher(rt.gr, ns if rt.namespaced else None, labels, fields, render)
+        return await stream(
+            request,
+            self.api.store,
+            rt,
+            w,
+            since,
+            timeout,
+            bookmarks,
+            send_initial,
+            self.bookmark_interval,
+            self._stopping,
+        )
+
+
+_RETURNS_OBJECT = {
+    ("", "pods"),
+    ("", "services"),
+    ("", "namespaces"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+}
