@@ -576,6 +576,15 @@ class Api:
             )
         if opts.grace_period is not None and opts.grace_period < 0:
             opts.grace_period = 1
+        if opts.propagation not in (None, "", "Background", "Foreground", "Orphan"):
+            raise bad_request(
+                f'propagationPolicy: Unsupported value: "{opts.propagation}": supported values: '
+                '"Background", "Foreground", "Orphan"'
+            )
+        if opts.propagation == "Orphan" and not opts.dry_run:
+            await self._orphan(meta.get("uid", ""))
+            entry = self.get(rt, ns, name)
+            obj, meta = entry.obj, entry.obj["metadata"]
         new = dict(obj)
         new_meta = new["metadata"] = dict(meta)
         if rt.gr == NS_GR:
@@ -715,14 +724,57 @@ class Api:
         await fut
 
     def _on_event(self, ev: Event) -> None:
-        if ev.type != "DELETED" or not ev.ns:
+        if ev.type != "DELETED":
+            return
+        uid = ev.obj["metadata"].get("uid", "")
+        for dep in self.store.dependents(uid):
+            self._spawn(self._collect(dep))
+        if not ev.ns:
             return
         ns_entry = self.store.get(NS_GR, "", ev.ns)
         if ns_entry is not None and ns_entry.obj["metadata"].get("deletionTimestamp"):
             self._spawn(self._finish_namespace(ev.ns))
 
+    async def _collect(self, where: tuple[tuple[str, str], str, str]) -> None:
+        """The garbage collector: delete a dependent whose owners are all gone
+        (background propagation)."""
+        gr, ns, name = where
+        entry = self.store.get(gr, ns, name)
+        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
+            return
+        refs = entry.obj["metadata"].get("ownerReferences") or []
+        if any(r.get("uid") in self.store.uids for r in refs if isinstance(r, dict)):
+            return
+        rts = self.registry.kinds_for(*gr)
+        if not rts:
+            return
+        try:
+            await self.delete(rts[0], ns, name, DeleteOptions())
+        except ApiError as e:
+            if e.code != 404:
+                log.warning("garbage collection", object=f"{gr}/{ns}/{name}", error=e.message)
+
+    async def _orphan(self, owner_uid: str) -> None:
+        """propagationPolicy=Orphan: dependents lose the owner reference."""
+        for gr, ns, name in self.store.dependents(owner_uid):
+            entry = self.store.get(gr, ns, name)
+            if entry is None:
+                continue
+            new = json.loads(entry.raw)
+            refs = new["metadata"].get("ownerReferences") or []
+            new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+            if not new["metadata"]["ownerReferences"]:
+                del new["metadata"]["ownerReferences"]
+            _, fut = self.store.put(gr, new, entry.obj)
+            await fut
+
     def resume(self) -> None:
-        """After a restart: serve stored CRDs, finish terminating namespaces."""
+        """After a restart: serve stored CRDs, finish terminating namespaces,
+        collect dependents whose owners went away."""
+        for uid in self.store.owner_uids():
+            if uid not in self.store.uids:
+                for dep in self.store.dependents(uid):
+                    self._spawn(self._collect(dep))
         for e in self.store.objects.get(CRD_GR, {}).values():
             self.registry.set_crd(e.obj)
         for e in list(self.store.objects.get(NS_GR, {}).values()):

@@ -124,6 +124,9 @@ class Store:
         self._sorted: dict[GR, list[tuple[str, str]]] = {}
         # Pods by spec.nodeName: every node agent lists and watches its share.
         self._by_node: dict[str, set[tuple[str, str]]] = {}
+        # For garbage collection: where each uid lives, and who names it owner.
+        self.uids: dict[str, tuple[GR, str, str]] = {}
+        self._dependents: dict[str, set[tuple[GR, str, str]]] = {}
         self.on_event: list[Callable[[Event], None]] = []
 
     def load(self) -> None:
@@ -134,6 +137,7 @@ class Store:
             self.objects.setdefault((group, plural), {})[(ns, name)] = Entry(obj, data)
             if (group, plural) == POD_GR:
                 self._index_pod((ns, name), None, obj)
+            self._index_refs((group, plural), ns, name, None, obj)
         self.rv = self.committed_rv = self._floor = rv
 
     def start(self) -> None:
@@ -167,6 +171,29 @@ class Store:
         items = self.objects.get(POD_GR, {})
         keys = sorted(self._by_node.get(node, ()))
         return [(k, items[k]) for k in keys if ns is None or k[0] == ns]
+
+    def dependents(self, owner_uid: str) -> list[tuple[GR, str, str]]:
+        return sorted(self._dependents.get(owner_uid, ()))
+
+    def owner_uids(self) -> list[str]:
+        return list(self._dependents)
+
+    def _index_refs(self, gr: GR, ns: str, name: str, old: Obj | None, new: Obj | None) -> None:
+        where = (gr, ns, name)
+        if old is not None:
+            if new is None:
+                self.uids.pop(old["metadata"].get("uid", ""), None)
+            for ref in old["metadata"].get("ownerReferences") or []:
+                deps = self._dependents.get(ref.get("uid", ""))
+                if deps is not None:
+                    deps.discard(where)
+                    if not deps:
+                        del self._dependents[ref.get("uid", "")]
+        if new is not None:
+            self.uids[new["metadata"].get("uid", "")] = where
+            for ref in new["metadata"].get("ownerReferences") or []:
+                if isinstance(ref, dict) and ref.get("uid"):
+                    self._dependents.setdefault(ref["uid"], set()).add(where)
 
     def _index_pod(self, key: tuple[str, str], old: Obj | None, new: Obj | None) -> None:
         before = ((old or {}).get("spec") or {}).get("nodeName") or ""
@@ -215,6 +242,7 @@ class Store:
         items[(ns, name)] = entry
         if gr == POD_GR:
             self._index_pod((ns, name), old, obj)
+        self._index_refs(gr, ns, name, old, obj)
         ev = Event("MODIFIED" if old is not None else "ADDED", rv, gr, ns, obj, raw, old)
         fut = self._db.write([(_key(gr, ns, name), raw)], rv, [ev])
         return entry, fut
@@ -228,6 +256,7 @@ class Store:
         self._sorted.pop(gr, None)
         if gr == POD_GR:
             self._index_pod((ns, name), obj, None)
+        self._index_refs(gr, ns, name, obj, None)
         final = dict(obj)
         final["metadata"] = {**obj["metadata"], "resourceVersion": str(rv)}
         raw = dumps(final)
