@@ -308,6 +308,11 @@ class ControllerService(Service):
                 log.warning("periodic leader work failed", error=str(exc))
 
     async def stop(self) -> None:
+        task = getattr(self, "_address_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.elector is not None:
             await self.elector.stop()
         await self._on_follow()
