@@ -44,6 +44,7 @@ _RETURNS_OBJECT = {POD_GR, ("", "services"), NS_GR, CRD_GR}
 # Kinds that PUT may create (AllowCreateOnUpdate in the real server).
 _CREATE_ON_UPDATE = {("", "endpoints"), ("", "events")}
 APPLY = "application/apply-patch+yaml"
+FOREGROUND = "foregroundDeletion"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -585,6 +586,23 @@ class Api:
             await self._orphan(meta.get("uid", ""))
             entry = self.get(rt, ns, name)
             obj, meta = entry.obj, entry.obj["metadata"]
+        if (
+            opts.propagation == "Foreground"
+            and not opts.dry_run
+            and self.store.dependents(meta.get("uid", ""))
+            and FOREGROUND not in (meta.get("finalizers") or [])
+        ):
+            # The owner waits, marked, until the collector has removed every
+            # dependent; then the finalizer goes and so does the owner.
+            new = json.loads(entry.raw)
+            new["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), FOREGROUND]
+            new["metadata"].setdefault("deletionTimestamp", now_str())
+            new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+            stored, fut = self.store.put(rt.gr, new, obj)
+            await fut
+            for dep in self.store.dependents(meta.get("uid", "")):
+                self._spawn(self._collect(dep, force=True))
+            return stored.obj, False
         new = dict(obj)
         new_meta = new["metadata"] = dict(meta)
         if rt.gr == NS_GR:
@@ -729,21 +747,26 @@ class Api:
         uid = ev.obj["metadata"].get("uid", "")
         for dep in self.store.dependents(uid):
             self._spawn(self._collect(dep))
+        for ref in ev.obj["metadata"].get("ownerReferences") or []:
+            where = self.store.uids.get(ref.get("uid", "")) if isinstance(ref, dict) else None
+            if where is not None and not self.store.dependents(ref["uid"]):
+                self._spawn(self._finish_foreground(where))
         if not ev.ns:
             return
         ns_entry = self.store.get(NS_GR, "", ev.ns)
         if ns_entry is not None and ns_entry.obj["metadata"].get("deletionTimestamp"):
             self._spawn(self._finish_namespace(ev.ns))
 
-    async def _collect(self, where: tuple[tuple[str, str], str, str]) -> None:
+    async def _collect(self, where: tuple[tuple[str, str], str, str], force: bool = False) -> None:
         """The garbage collector: delete a dependent whose owners are all gone
-        (background propagation)."""
+        (background propagation), or whose owner is being deleted in the
+        foreground (force)."""
         gr, ns, name = where
         entry = self.store.get(gr, ns, name)
         if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
             return
         refs = entry.obj["metadata"].get("ownerReferences") or []
-        if any(r.get("uid") in self.store.uids for r in refs if isinstance(r, dict)):
+        if not force and any(r.get("uid") in self.store.uids for r in refs if isinstance(r, dict)):
             return
         rts = self.registry.kinds_for(*gr)
         if not rts:
@@ -753,6 +776,26 @@ class Api:
         except ApiError as e:
             if e.code != 404:
                 log.warning("garbage collection", object=f"{gr}/{ns}/{name}", error=e.message)
+
+    async def _finish_foreground(self, where: tuple[tuple[str, str], str, str]) -> None:
+        gr, ns, name = where
+        entry = self.store.get(gr, ns, name)
+        if entry is None or FOREGROUND not in (entry.obj["metadata"].get("finalizers") or []):
+            return
+        new = json.loads(entry.raw)
+        new["metadata"]["finalizers"] = [
+            f for f in new["metadata"]["finalizers"] if f != FOREGROUND
+        ]
+        if not new["metadata"]["finalizers"]:
+            del new["metadata"]["finalizers"]
+        if self._removable(new):
+            final, fut = self.store.remove(gr, new)
+            rts = self.registry.kinds_for(*gr)
+            if rts:
+                self._after_remove(rts[0], final)
+        else:
+            _, fut = self.store.put(gr, new, entry.obj)
+        await fut
 
     async def _orphan(self, owner_uid: str) -> None:
         """propagationPolicy=Orphan: dependents lose the owner reference."""

@@ -62,3 +62,26 @@ async def test_orphan_propagation_keeps_dependents(core: client.CoreV1Api) -> No
         assert e.status == 400
     else:
         raise AssertionError("bad propagationPolicy accepted")
+
+
+async def test_foreground_owner_waits_for_its_dependents(core: client.CoreV1Api) -> None:
+    owner = await core.create_namespaced_config_map("default", {"metadata": {"name": "fg"}})
+    await core.create_namespaced_config_map(
+        "default",
+        {
+            **owned("held", owner),
+            "metadata": {**owned("held", owner)["metadata"], "finalizers": ["kovn.io/hold"]},
+        },
+    )
+    await core.delete_namespaced_config_map("fg", "default", propagation_policy="Foreground")
+    o = await core.read_namespaced_config_map("fg", "default")
+    assert o.metadata.deletion_timestamp and "foregroundDeletion" in o.metadata.finalizers
+    held = await core.read_namespaced_config_map("held", "default")
+    assert held.metadata.deletion_timestamp  # being deleted, waits on its own finalizer
+    await core.patch_namespaced_config_map(
+        "held",
+        "default",
+        {"metadata": {"finalizers": None}},
+        _content_type="application/merge-patch+json",
+    )
+    await _wait_deleted(core, "fg", o.metadata.resource_version)
