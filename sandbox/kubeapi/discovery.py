@@ -88,16 +88,21 @@ def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        if "binding" in rt.extra_subresources:
-            resources.append(
-                {
-                    "name": f"{rt.plural}/binding",
+        for sub, kind, sub_group in (
+            ("binding", "Binding", ""),
+            ("eviction", "Eviction", "policy"),
+        ):
+            if sub in rt.extra_subresources:
+                entry: Obj = {
+                    "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
-                    "kind": "Binding",
+                    "kind": kind,
                     "verbs": ["create"],
                 }
-            )
+                if sub_group:
+                    entry.update(group=sub_group, version="v1")
+                resources.append(entry)
     gv = f"{group}/{version}" if group else version
     return {
         "kind": "APIResourceList",

@@ -234,6 +234,35 @@ class Http:
                 return self._render_one(request, rt, entry)
             return self._list(request, rt, t.ns)
         if m == "POST":
+            if t.sub == "eviction":
+                # No PodDisruptionBudgets here: an eviction is a delete with
+                # the eviction's options.
+                body = await self._body(request)
+                if not isinstance(body, dict):
+                    raise bad_request("the body of an eviction must be a JSON object")
+                opts = body.get("deleteOptions") or {}
+                pre = opts.get("preconditions") or {}
+                await self.api.delete(
+                    rt,
+                    t.ns or "",
+                    t.name,
+                    DeleteOptions(
+                        grace_period=opts.get("gracePeriodSeconds"),
+                        precondition_uid=pre.get("uid"),
+                        precondition_rv=pre.get("resourceVersion"),
+                        propagation=opts.get("propagationPolicy"),
+                    ),
+                )
+                return _json(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    201,
+                )
             if t.sub == "binding":
                 body = await self._body(request)
                 await self.api.bind(rt, t.ns or "", t.name, body)

@@ -61,7 +61,7 @@ BUILTIN: list[ResourceType] = [
         ("po",),
         status=True,
         categories=("all",),
-        extra_subresources=("binding",),
+        extra_subresources=("binding", "eviction"),
     ),
     _core("nodes", "Node", False, ("no",), status=True),
     _core("services", "Service", True, ("svc",), status=True, categories=("all",)),

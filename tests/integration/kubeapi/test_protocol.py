@@ -38,6 +38,7 @@ async def test_discovery_documents(kapi: Pair) -> None:
     core = await client.CoreApi(api_client).get_api_versions()
     assert core.versions == ["v1"]
     res = await client.CoreV1Api(api_client).get_api_resources()
+    assert res.group_version == "v1"
     by = {r.name: r for r in res.resources}
     assert by["pods"].namespaced and not by["nodes"].namespaced
     assert "pods/status" in by and "watch" in by["pods"].verbs
@@ -223,3 +224,22 @@ async def test_secret_string_data_becomes_data(core: client.CoreV1Api) -> None:
     )
     assert sec.data == {"password": "aHVudGVyMg=="} and sec.string_data is None
     assert sec.type == "Opaque"
+
+
+async def test_pod_eviction_deletes_gracefully(core: client.CoreV1Api) -> None:
+    await core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "ev"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+        },
+    )
+    resp = await core.create_namespaced_pod_eviction(
+        "ev",
+        "default",
+        {"metadata": {"name": "ev"}, "deleteOptions": {"gracePeriodSeconds": 5}},
+        _preload_content=False,
+    )
+    assert resp.status == 201
+    p = await core.read_namespaced_pod("ev", "default")
+    assert p.metadata.deletion_grace_period_seconds == 5
