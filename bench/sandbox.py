@@ -10,6 +10,7 @@ default, and one pod created alone in the same sandbox is the baseline.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -131,6 +132,25 @@ async def delete_all(kubeconfig: Path, names: list[str]) -> float:
         await kube.close()
 
 
+NOOP_PLUGIN = """#!/bin/sh
+cat >/dev/null
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.1/32"}]}'
+exit 0
+"""
+
+
+def use_noop_plugin(lay: Layout) -> None:
+    """Point every node's CNI config at a plugin that only prints a result."""
+    for n in lay.nodes:
+        plugin = lay.cni_bin_dir(n.name) / "sbx-noop"
+        plugin.write_text(NOOP_PLUGIN)
+        plugin.chmod(0o755)
+        conf = {"cniVersion": "1.0.0", "name": "noop", "plugins": [{"type": "sbx-noop"}]}
+        for old in lay.cni_conf_dir(n.name).iterdir():
+            old.unlink()
+        (lay.cni_conf_dir(n.name) / "10-noop.conflist").write_text(json.dumps(conf))
+
+
 def run(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     repeats = 2 if quick else 5
@@ -155,6 +175,14 @@ def run(quick: bool = False) -> list[Row]:
             burst_wall = time.monotonic() - t0
             busy_rss, _ = rss_bytes(str(state))
             del_wall = asyncio.run(delete_all(kubeconfig, names))
+            # The same burst with a plugin that does nothing: what the
+            # sandbox itself (API, scheduler, kubelets, netns) costs.
+            use_noop_plugin(Layout.load(state))
+            noop_names = [f"noop{i}" for i in range(pods)]
+            t0 = time.monotonic()
+            noop = asyncio.run(burst(kubeconfig, noop_names))
+            noop_wall = time.monotonic() - t0
+            asyncio.run(delete_all(kubeconfig, noop_names))
         finally:
             downs.append(_cli("down", *args))
 
@@ -176,6 +204,11 @@ def run(quick: bool = False) -> list[Row]:
                     rate=pods / burst_wall, rate_unit="pods/s", baseline=base,
                     ratio=b50 / s50 if s50 else None, goal="p99 < 1 s (kovn-cni, later)",
                     met=b99 < 1000))  # fmt: skip
+    vals = list(noop.values())
+    n50, n99 = statistics.median(vals) * 1000, percentile(vals, 99) * 1000
+    rows.append(Row("sandbox", f"pod ready, burst of {pods}, no-op CNI plugin (sandbox overhead)",
+                    n50, n99, rate=pods / noop_wall, rate_unit="pods/s",
+                    note="API + scheduler + kubelets + netns, no plugin work"))  # fmt: skip
     rows.append(Row("sandbox", f"delete burst of {pods} (DEL x2 + netns removal)",
                     rate=pods / del_wall, rate_unit="pods/s",
                     note=f"{del_wall:.2f} s until all gone"))  # fmt: skip

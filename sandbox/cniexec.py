@@ -6,35 +6,50 @@ run in order on ADD and in reverse on DEL, each gets its plugin config on
 stdin with the network `name`, `cniVersion` and the previous plugin's
 result as `prevResult` injected, the runtime's environment variables, and
 the ADD result is cached on disk so DEL can hand it back as `prevResult`.
-Plugins run inside the node's network namespace (the node's "host"), entered
-with nsenter (network namespace only).
+Plugins run inside the node's network namespace (the node's "host"); only
+the network namespace is entered, as `nsenter --net` does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import netns
-
-# Plugins are spawned from threads: fork/exec of a large Python process run
-# on the event loop stalled it for milliseconds per plugin, hundreds of
-# times in a pod burst. The pool is wide enough never to queue pods.
-SPAWNER = ThreadPoolExecutor(max_workers=256, thread_name_prefix="cni")
+from sandbox import netns, workers
 
 
+# Plugins are spawned from worker threads: fork/exec run on the event loop
+# stalled it for milliseconds per plugin, hundreds of times in a pod burst.
 def _run_plugin(
-    argv: list[str], stdin: bytes, env: dict[str, str], timeout: float
+    argv: list[str], stdin: bytes, env: dict[str, str], timeout: float, host: Path | None
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=timeout)
+    """On a worker thread: spawn the plugin inside netns `host` and wait for it.
+
+    The thread joins the node's netns just for the spawn (the child keeps
+    it) and returns home at once: an nsenter in front of every plugin would
+    cost one more exec per call.
+    """
+    with netns.entered(host):
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 class CniError(RuntimeError):
@@ -71,10 +86,15 @@ def load_network(conf_dir: Path) -> Network:
 
     Parsed once per file version (path, mtime, size): every ADD and DEL asks.
     """
-    files = sorted(p for p in conf_dir.glob("*") if p.suffix in (".conflist", ".conf", ".json"))
-    if not files:
+    try:
+        names = sorted(
+            n for n in os.listdir(conf_dir) if n.endswith((".conflist", ".conf", ".json"))
+        )
+    except OSError as e:
+        raise CniConfigError(f"CNI config dir {conf_dir}: {e}") from e
+    if not names:
         raise CniConfigError(f"no CNI network config in {conf_dir}")
-    path = files[0]
+    path = conf_dir / names[0]
     try:
         st = path.stat()
         key = (path, st.st_mtime_ns, st.st_size)
@@ -123,6 +143,7 @@ class CniRunner:
         self.cache_dir = cache_dir
         self.host_netns = host_netns
         self.timeout = timeout
+        self._results: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _cache_path(self, net: str, container_id: str, ifname: str) -> Path:
         return self.cache_dir / f"{net}-{container_id}-{ifname}"
@@ -152,9 +173,14 @@ class CniRunner:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache))
         os.replace(tmp, path)
+        self._results[(container_id, ifname)] = result
         return result
 
     def cached_result(self, container_id: str, ifname: str) -> dict[str, Any] | None:
+        """The ADD result for DEL's prevResult: from memory, else from the disk cache."""
+        mem = self._results.get((container_id, ifname))
+        if mem is not None:
+            return mem
         try:
             net = load_network(self.conf_dir)
             cached: dict[str, Any] = json.loads(
@@ -166,6 +192,7 @@ class CniRunner:
         return result if isinstance(result, dict) else None
 
     def drop_cache(self, container_id: str, ifname: str) -> None:
+        self._results.pop((container_id, ifname), None)
         try:
             net = load_network(self.conf_dir)
         except CniConfigError:
@@ -219,15 +246,14 @@ class CniRunner:
             "CNI_PATH": str(self.bin_dir),
         }
         argv = [str(exe)]
-        if self.host_netns is not None:
-            # nsenter joins only the network namespace. `ip netns exec` would
-            # also unshare a mount namespace per call, copying every netns
-            # mount; with hundreds of pods that copy dominated each ADD.
-            argv = ["nsenter", f"--net={netns.path(self.host_netns)}", "--", *argv]
-        loop = asyncio.get_running_loop()
+        # Only the network namespace is the node's (like nsenter --net); `ip
+        # netns exec` would also unshare a mount namespace per call, copying
+        # every netns mount, which dominated each ADD with hundreds of pods.
+        host = netns.path(self.host_netns) if self.host_netns is not None else None
+        stdin = json.dumps(conf).encode()
         try:
-            proc = await loop.run_in_executor(
-                SPAWNER, _run_plugin, argv, json.dumps(conf).encode(), env, self.timeout
+            proc = await workers.pool().run(
+                lambda: _run_plugin(argv, stdin, env, self.timeout, host)
             )
         except subprocess.TimeoutExpired:
             raise CniError(plugin, command, 11, f"timed out after {self.timeout}s") from None

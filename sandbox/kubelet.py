@@ -67,6 +67,14 @@ class Kubelet:
         )
         self.records_dir = layout.pods_dir(node.name)
         self.records_dir.mkdir(parents=True, exist_ok=True)
+        # The records live on disk (for `down` and restarts) and are read
+        # from memory: a burst would otherwise open a file per lookup.
+        self.records: dict[str, dict[str, Any]] = {}
+        for f in self.records_dir.glob("*.json"):
+            try:
+                self.records[f.stem] = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
         self.workers: dict[str, PodWorker] = {}
         self.log = log.bind(node=node.name)
 
@@ -160,7 +168,7 @@ class Kubelet:
         uid = pod["metadata"]["uid"]
         worker = self.workers.get(uid)
         if worker is None:
-            if kind == "DELETED" and not self._record_path(uid).exists():
+            if kind == "DELETED" and uid not in self.records:
                 return
             worker = PodWorker(self, pod)
             self.workers[uid] = worker
@@ -183,8 +191,7 @@ class Kubelet:
         (re)start finds them. Returns how many were found.
         """
         found = 0
-        for f in self.records_dir.glob("*.json"):
-            uid = f.stem
+        for uid in list(self.records):
             if uid in live or uid in self.workers:
                 continue
             rec = self.read_record(uid)
@@ -199,20 +206,19 @@ class Kubelet:
         return self.records_dir / f"{uid}.json"
 
     def read_record(self, uid: str) -> dict[str, Any] | None:
-        try:
-            rec: dict[str, Any] = json.loads(self._record_path(uid).read_text())
-            return rec
-        except (OSError, ValueError):
-            return None
+        rec = self.records.get(uid)
+        return dict(rec) if rec is not None else None
 
     def write_record(self, uid: str, rec: dict[str, Any]) -> None:
         path = self._record_path(uid)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
         os.replace(tmp, path)
+        self.records[uid] = dict(rec)
 
     def drop_record(self, uid: str) -> None:
         self._record_path(uid).unlink(missing_ok=True)
+        self.records.pop(uid, None)
 
     async def close(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]

@@ -19,10 +19,12 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from sandbox import workers
+from sandbox.workers import ThreadPoisoned
 
 NETNS_DIR = Path("/run/netns")
 
@@ -172,9 +174,9 @@ def run(
 #
 # The kubelet creates and removes a netns per pod. `ip netns add` costs two
 # fork+exec per pod and, run 200 at a time, spent over a second each in
-# contention. The same steps done in-process: a short-lived thread unshares
-# its network namespace, bind-mounts it at /run/netns/NAME, brings lo up,
-# and ends (so a thread never survives in the wrong namespace).
+# contention. The same steps done in-process on a worker thread: unshare the
+# thread's network namespace, bind-mount it at /run/netns/NAME, bring lo up,
+# and setns back (a thread that cannot get back retires; see workers.py).
 
 _CLONE_NEWNET = 0x40000000
 _MS_BIND = 4096
@@ -199,43 +201,26 @@ def _loopback_up() -> None:
 
 
 def _create_here(p: Path) -> None:
-    """Runs in its own thread: new netns for this thread, pinned at p."""
-    fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    os.close(fd)
+    """On a worker thread: a new netns pinned at p, lo up; the thread returns home."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        _check(_libc.unshare(_CLONE_NEWNET), f"unshare for {p.name}")
-        src = b"/proc/thread-self/ns/net"
-        _check(_libc.mount(src, str(p).encode(), b"none", _MS_BIND, None), f"mount {p}")
-        _loopback_up()
-    except BaseException:
-        _libc.umount2(str(p).encode(), _MNT_DETACH)
-        p.unlink(missing_ok=True)
-        raise
-
-
-def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-
-    def target() -> None:
+        fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        os.close(fd)
         try:
-            fn()
-        except BaseException as e:
-            loop.call_soon_threadsafe(_settle, fut, e)
-        else:
-            loop.call_soon_threadsafe(_settle, fut, None)
-
-    threading.Thread(target=target, daemon=True).start()
-    return fut
-
-
-def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(exc)
+            _check(_libc.unshare(_CLONE_NEWNET), f"unshare for {p.name}")
+            try:
+                src = b"/proc/thread-self/ns/net"
+                _check(_libc.mount(src, str(p).encode(), b"none", _MS_BIND, None), f"mount {p}")
+                _loopback_up()
+            finally:
+                if _libc.setns(home, _CLONE_NEWNET) != 0:
+                    raise ThreadPoisoned(f"cannot return to the home netns after {p.name}")
+        except BaseException:
+            _libc.umount2(str(p).encode(), _MNT_DETACH)
+            p.unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(home)
 
 
 async def acreate(name: str) -> Path:
@@ -248,7 +233,7 @@ async def acreate(name: str) -> Path:
     if not _netns_dir_is_mount():
         await asyncio.to_thread(create, name)
         return p
-    await _in_thread(lambda: _create_here(p))
+    await workers.pool().run(lambda: _create_here(p))
     return p
 
 
@@ -257,7 +242,7 @@ async def adelete(name: str) -> None:
     p = path(name)
     if p.exists():
         # umount2 can take milliseconds with many mounts: keep it off the loop.
-        await _in_thread(lambda: _delete_here(p))
+        await workers.pool().run(lambda: _delete_here(p))
 
 
 def _delete_here(p: Path) -> None:
@@ -275,3 +260,29 @@ def _netns_dir_is_mount() -> bool:
         with open("/proc/self/mountinfo") as f:
             _dir_ready = any(line.split()[4] == target for line in f)
     return _dir_ready
+
+
+@contextlib.contextmanager
+def entered(ns_path: Path | None) -> Iterator[None]:
+    """Run the block with this thread in netns ns_path (None: stay), then return.
+
+    For worker threads only (see workers.py): a thread that cannot get back
+    raises ThreadPoisoned and retires.
+    """
+    if ns_path is None:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(ns_path, os.O_RDONLY)
+        try:
+            _check(_libc.setns(target, _CLONE_NEWNET), f"setns {ns_path}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if _libc.setns(home, _CLONE_NEWNET) != 0:
+                raise ThreadPoisoned(f"cannot return to the home netns from {ns_path}")
+    finally:
+        os.close(home)

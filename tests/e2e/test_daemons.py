@@ -8,6 +8,7 @@ and leaves no process, and misuse fails with a clear message.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Iterator
@@ -162,3 +163,27 @@ async def test_netns_acreate_adelete_in_process() -> None:
     finally:
         netns.delete(name)
         netns.delete(base)
+
+
+async def test_worker_thread_spawns_inside_a_netns_and_returns_home(ns_name: str) -> None:
+    import subprocess
+
+    from sandbox import workers
+
+    def ns_of_child(path: Path | None) -> str:
+        with netns.entered(path):
+            proc = subprocess.Popen(["readlink", "/proc/self/ns/net"], stdout=subprocess.PIPE)
+        out, _ = proc.communicate()
+        return out.decode().strip()
+
+    def ns_of_thread() -> str:
+        return os.readlink("/proc/thread-self/ns/net")
+
+    root = os.readlink("/proc/self/ns/net")
+    inside = await workers.pool().run(lambda: ns_of_child(netns.path(ns_name)))
+    assert inside != root
+    assert inside == f"net:[{os.stat(netns.path(ns_name)).st_ino}]"
+    # Every worker is back in the root namespace afterwards.
+    homes = await asyncio.gather(*(workers.pool().run(ns_of_thread) for _ in range(64)))
+    assert set(homes) == {root}
+    assert await workers.pool().run(lambda: ns_of_child(None)) == root
