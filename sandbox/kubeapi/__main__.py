@@ -31,6 +31,7 @@ async def _run(args: argparse.Namespace) -> None:
         port,
         history_size=args.history_size,
         bookmark_interval=args.bookmark_interval,
+        tls=args.tls,
     )
     await srv.start()
     stop = asyncio.Event()
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=30.0,
         help="seconds between BOOKMARK events on watches that allow them",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a private CA kept in DIR/tls (the kubeconfig trusts it)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
