@@ -25,6 +25,7 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
         # Pods the controller refuses: name -> (status code, message).
         self.refuse: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._server: grpc.Server | None = None
+        self._stopping = False
 
     def add_pod(self, pn: controller_pb2.PodNetwork) -> None:
         with self._cond:
@@ -46,10 +47,13 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
         with self._cond:
             self.calls += 1
             remaining = context.time_remaining()
-            found = self._cond.wait_for(
-                lambda: key in self._pods, timeout=None if remaining is None else remaining
+            self._cond.wait_for(
+                lambda: key in self._pods or self._stopping,
+                timeout=None if remaining is None else remaining,
             )
-            if not found:
+            if self._stopping:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "controller stopping")
+            if key not in self._pods:
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"pod {key} not ready")
             return self._pods[key]
 
@@ -71,6 +75,9 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
         self._server = server
 
     def stop(self) -> None:
+        with self._cond:  # release handlers still waiting for a pod
+            self._stopping = True
+            self._cond.notify_all()
         if self._server is not None:
             self._server.stop(0).wait()
 

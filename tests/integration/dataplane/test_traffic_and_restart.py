@@ -94,7 +94,9 @@ def test_dataplane_killed_during_adds(env: Env) -> None:
     assert prober.rc == 0, prober.out
     pods = []
     for i in range(12):
-        env.add_pod(f"restart-{i}")
+        # A third never get an answer from the controller: certainly in flight
+        # when the dataplane dies, whatever the timing of the others.
+        env.add_pod(f"restart-{i}", register=i % 3 != 2)
         ns_name, ns_path = env.pod_netns()
         pods.append((f"restart-{i}", uuid.uuid4().hex, ns_name, ns_path))
     results: dict[str, CniResult] = {}
@@ -109,7 +111,7 @@ def test_dataplane_killed_during_adds(env: Env) -> None:
     env.kill_dataplane()
     acked = {name: r for name, r in results.items() if r.rc == 0}
     failed = {name: r for name, r in results.items() if r.rc != 0}
-    assert len(acked) >= 3
+    assert len(acked) >= 3 and len(failed) >= 4
     assert all(r.out["code"] == 11 for r in failed.values()), [r.out for r in failed.values()]
     ofports_before = {
         r.out["interfaces"][0]["name"]: env.node.vsctl(
