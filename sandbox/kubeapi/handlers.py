@@ -24,7 +24,8 @@ from multidict import MultiDict
 from . import discovery, tables
 from .errors import ApiError, bad_request
 from .metrics import Metrics
-from .objects import Api, DeleteOptions, WriteOptions
+from .objects import Api
+from .options import DeleteOptions, WriteOptions
 from .registry import Registry
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector

@@ -11,7 +11,6 @@ parses requests and renders results.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import copy
@@ -20,53 +19,30 @@ import secrets
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 import yaml
 
 from . import kinds
+from .controllers import FOREGROUND, Controllers
 from .errors import ApiError, already_exists, bad_request, conflict, gone, invalid, not_found
+from .options import DeleteOptions, WriteOptions, now_str
 from .patch import json_patch, merge_patch, strategic_merge
 from .registry import Registry
 from .resources import CRD_GR, ResourceType
 from .schema import check_object
 from .selectors import FieldReq, Requirement, fields_match, labels_match
-from .store import Entry, Event, Obj, Store
+from .store import Entry, Obj, Store
 
 log = structlog.get_logger(__name__)
 
 NS_GR = ("", "namespaces")
 POD_GR = ("", "pods")
-# Kinds for which DELETE answers with the object rather than a Status.
-_RETURNS_OBJECT = {POD_GR, ("", "services"), NS_GR, CRD_GR}
 # Kinds that PUT may create (AllowCreateOnUpdate in the real server).
 _CREATE_ON_UPDATE = {("", "endpoints"), ("", "events")}
 APPLY = "application/apply-patch+yaml"
-FOREGROUND = "foregroundDeletion"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_str(delta: float = 0) -> str:
-    t = datetime.now(UTC) + timedelta(seconds=delta)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class DeleteOptions:
-    grace_period: int | None = None
-    precondition_uid: str | None = None
-    precondition_rv: str | None = None
-    propagation: str | None = None
-    dry_run: bool = False
-
-
-@dataclass
-class WriteOptions:
-    dry_run: bool = False
-    field_validation: str = "Warn"  # Ignore | Warn | Strict
-    field_manager: str = ""
 
 
 @dataclass
@@ -83,21 +59,20 @@ class Api:
         self.registry = registry
         self.ctx = kinds.KindContext(allocator, self._services)
         self._snapshots: OrderedDict[str, tuple[int, list[Entry]]] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
-        store.on_event.append(self._on_event)
+        self.controllers = Controllers(self)
 
     # ---- helpers -----------------------------------------------------------
     def _services(self) -> list[Obj]:
         return [e.obj for e in self.store.objects.get(("", "services"), {}).values()]
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.controllers.drain()
+
+    def resume(self) -> None:
+        """After a restart: serve stored CRDs, let the controllers catch up."""
+        for e in self.store.objects.get(CRD_GR, {}).values():
+            self.registry.set_crd(e.obj)
+        self.controllers.resume()
 
     def _check_namespace(self, rt: ResourceType, ns: str) -> None:
         if not rt.namespaced:
@@ -305,26 +280,7 @@ class Api:
             self.registry.set_crd(obj)
         elif rt.gr == NS_GR and old is None:
             # The service-account controller's job: every namespace has "default".
-            self._spawn(self._ensure_default_sa(obj["metadata"]["name"]))
-
-    async def _ensure_default_sa(self, ns: str) -> None:
-        if self.store.get(("", "serviceaccounts"), ns, "default") is not None:
-            return
-        sa = {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {
-                "name": "default",
-                "namespace": ns,
-                "uid": str(uuid.uuid4()),
-                "creationTimestamp": now_str(),
-            },
-        }
-        ns_entry = self.store.get(NS_GR, "", ns)
-        if ns_entry is None or ns_entry.obj["metadata"].get("deletionTimestamp"):
-            return
-        _, fut = self.store.put(("", "serviceaccounts"), sa, None)
-        await fut
+            self.controllers.spawn(self.controllers.ensure_default_sa(obj["metadata"]["name"]))
 
     # ---- update / patch ----------------------------------------------------
     async def update(
@@ -534,9 +490,9 @@ class Api:
             return old, warnings  # a no-op write changes nothing, not even the version
         if opts.dry_run:
             return result, warnings
-        if self._removable(result):
+        if self.removable(result):
             final, fut = self.store.remove(rt.gr, result)
-            self._after_remove(rt, final)
+            self.after_remove(rt, final)
             await fut
             return final, warnings
         stored, fut = self.store.put(rt.gr, result, old)
@@ -545,7 +501,7 @@ class Api:
         return stored.obj, warnings
 
     @staticmethod
-    def _removable(obj: Obj) -> bool:
+    def removable(obj: Obj) -> bool:
         meta = obj["metadata"]
         return bool(
             meta.get("deletionTimestamp")
@@ -583,7 +539,7 @@ class Api:
                 '"Background", "Foreground", "Orphan"'
             )
         if opts.propagation == "Orphan" and not opts.dry_run:
-            await self._orphan(meta.get("uid", ""))
+            await self.controllers.orphan(meta.get("uid", ""))
             entry = self.get(rt, ns, name)
             obj, meta = entry.obj, entry.obj["metadata"]
         if (
@@ -601,7 +557,7 @@ class Api:
             stored, fut = self.store.put(rt.gr, new, obj)
             await fut
             for dep in self.store.dependents(meta.get("uid", "")):
-                self._spawn(self._collect(dep, force=True))
+                self.controllers.spawn(self.controllers.collect(dep, force=True))
             return stored.obj, False
         new = dict(obj)
         new_meta = new["metadata"] = dict(meta)
@@ -629,7 +585,7 @@ class Api:
                 if opts.dry_run:
                     return obj, True
                 final, fut = self.store.remove(rt.gr, obj)
-                self._after_remove(rt, final)
+                self.after_remove(rt, final)
                 await fut
                 return final, True
             if meta.get("deletionTimestamp") and not meta.get("deletionGracePeriodSeconds"):
@@ -638,16 +594,16 @@ class Api:
             new_meta["deletionGracePeriodSeconds"] = 0
         if opts.dry_run:
             return new, False
-        if self._removable(new):
+        if self.removable(new):
             final, fut = self.store.remove(rt.gr, new)
-            self._after_remove(rt, final)
+            self.after_remove(rt, final)
             await fut
             return final, True
         stored, fut = self.store.put(rt.gr, new, obj)
         await fut
         return stored.obj, False
 
-    def _after_remove(self, rt: ResourceType, final: Obj) -> None:
+    def after_remove(self, rt: ResourceType, final: Obj) -> None:
         if rt.gr == CRD_GR:
             self._drop_crd(final)
 
@@ -701,128 +657,8 @@ class Api:
         new.setdefault("status", {})["phase"] = "Terminating"
         stored, fut = self.store.put(NS_GR, new, obj)
         await fut
-        self._spawn(self._terminate_namespace(new["metadata"]["name"]))
+        self.controllers.spawn(self.controllers.terminate_namespace(new["metadata"]["name"]))
         return stored.obj, False
-
-    async def _terminate_namespace(self, ns: str) -> None:
-        """The namespace controller: delete the contents, then the namespace."""
-        for rt in self.registry.types():
-            if not rt.namespaced or rt.version != self._storage_version(rt):
-                continue
-            for _, e in self.store.entries(rt.gr, ns):
-                if e.obj["metadata"].get("deletionTimestamp"):
-                    continue
-                try:
-                    await self.delete(rt, ns, e.obj["metadata"]["name"], DeleteOptions())
-                except ApiError as err:
-                    if err.code != 404:
-                        log.warning("namespace cleanup", namespace=ns, error=err.message)
-        await self._finish_namespace(ns)
-
-    def _storage_version(self, rt: ResourceType) -> str:
-        return self.registry.kinds_for(rt.group, rt.plural)[0].version
-
-    async def _finish_namespace(self, ns: str) -> None:
-        entry = self.store.get(NS_GR, "", ns)
-        if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
-            return
-        for gr, items in self.store.objects.items():
-            if gr == NS_GR:
-                continue
-            if any(k[0] == ns for k in items):
-                return
-        obj = entry.obj
-        new = copy.deepcopy(obj)
-        new.setdefault("spec", {})["finalizers"] = []
-        if new["metadata"].get("finalizers"):
-            _, fut = self.store.put(NS_GR, new, obj)
-            await fut
-            return
-        _, fut = self.store.remove(NS_GR, new)
-        await fut
-
-    def _on_event(self, ev: Event) -> None:
-        if ev.type != "DELETED":
-            return
-        uid = ev.obj["metadata"].get("uid", "")
-        for dep in self.store.dependents(uid):
-            self._spawn(self._collect(dep))
-        for ref in ev.obj["metadata"].get("ownerReferences") or []:
-            where = self.store.uids.get(ref.get("uid", "")) if isinstance(ref, dict) else None
-            if where is not None and not self.store.dependents(ref["uid"]):
-                self._spawn(self._finish_foreground(where))
-        if not ev.ns:
-            return
-        ns_entry = self.store.get(NS_GR, "", ev.ns)
-        if ns_entry is not None and ns_entry.obj["metadata"].get("deletionTimestamp"):
-            self._spawn(self._finish_namespace(ev.ns))
-
-    async def _collect(self, where: tuple[tuple[str, str], str, str], force: bool = False) -> None:
-        """The garbage collector: delete a dependent whose owners are all gone
-        (background propagation), or whose owner is being deleted in the
-        foreground (force)."""
-        gr, ns, name = where
-        entry = self.store.get(gr, ns, name)
-        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
-            return
-        refs = entry.obj["metadata"].get("ownerReferences") or []
-        if not force and any(r.get("uid") in self.store.uids for r in refs if isinstance(r, dict)):
-            return
-        rts = self.registry.kinds_for(*gr)
-        if not rts:
-            return
-        try:
-            await self.delete(rts[0], ns, name, DeleteOptions())
-        except ApiError as e:
-            if e.code != 404:
-                log.warning("garbage collection", object=f"{gr}/{ns}/{name}", error=e.message)
-
-    async def _finish_foreground(self, where: tuple[tuple[str, str], str, str]) -> None:
-        gr, ns, name = where
-        entry = self.store.get(gr, ns, name)
-        if entry is None or FOREGROUND not in (entry.obj["metadata"].get("finalizers") or []):
-            return
-        new = json.loads(entry.raw)
-        new["metadata"]["finalizers"] = [
-            f for f in new["metadata"]["finalizers"] if f != FOREGROUND
-        ]
-        if not new["metadata"]["finalizers"]:
-            del new["metadata"]["finalizers"]
-        if self._removable(new):
-            final, fut = self.store.remove(gr, new)
-            rts = self.registry.kinds_for(*gr)
-            if rts:
-                self._after_remove(rts[0], final)
-        else:
-            _, fut = self.store.put(gr, new, entry.obj)
-        await fut
-
-    async def _orphan(self, owner_uid: str) -> None:
-        """propagationPolicy=Orphan: dependents lose the owner reference."""
-        for gr, ns, name in self.store.dependents(owner_uid):
-            entry = self.store.get(gr, ns, name)
-            if entry is None:
-                continue
-            new = json.loads(entry.raw)
-            refs = new["metadata"].get("ownerReferences") or []
-            new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
-            if not new["metadata"]["ownerReferences"]:
-                del new["metadata"]["ownerReferences"]
-            _, fut = self.store.put(gr, new, entry.obj)
-            await fut
-
-    def resume(self) -> None:
-        """After a restart: serve stored CRDs, finish terminating namespaces,
-        collect dependents whose owners went away."""
-        for uid in self.store.owner_uids():
-            if uid not in self.store.uids:
-                for dep in self.store.dependents(uid):
-                    self._spawn(self._collect(dep))
-        for e in self.store.objects.get(CRD_GR, {}).values():
-            self.registry.set_crd(e.obj)
-        for e in list(self.store.objects.get(NS_GR, {}).values()):
-            if e.obj["metadata"].get("deletionTimestamp"):
-                self._spawn(self._terminate_namespace(e.obj["metadata"]["name"]))
 
     # ---- pods/binding ------------------------------------------------------
     async def bind(self, rt: ResourceType, ns: str, name: str, body: Any) -> None:

@@ -1,0 +1,189 @@
+"""What kube-controller-manager would do, reduced to what the API's own
+documented behaviour depends on: the namespace controller (a deleted
+namespace empties, then goes), the garbage collector (ownerReferences with
+background, foreground and orphan propagation) and the service-account
+controller (every namespace has "default").
+
+Kept apart from the verbs in `objects.py` because these run after a
+request has been answered, as tasks woken by committed watch events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .errors import ApiError
+from .options import DeleteOptions, now_str
+from .resources import ResourceType
+from .store import Event
+
+if TYPE_CHECKING:
+    from .objects import Api
+
+log = structlog.get_logger(__name__)
+
+NS_GR = ("", "namespaces")
+FOREGROUND = "foregroundDeletion"
+Where = tuple[tuple[str, str], str, str]
+
+
+class Controllers:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._tasks: set[asyncio.Task[None]] = set()
+        api.store.on_event.append(self._on_event)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def ensure_default_sa(self, ns: str) -> None:
+        if self.api.store.get(("", "serviceaccounts"), ns, "default") is not None:
+            return
+        sa = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "default",
+                "namespace": ns,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": now_str(),
+            },
+        }
+        ns_entry = self.api.store.get(NS_GR, "", ns)
+        if ns_entry is None or ns_entry.obj["metadata"].get("deletionTimestamp"):
+            return
+        _, fut = self.api.store.put(("", "serviceaccounts"), sa, None)
+        await fut
+
+    async def terminate_namespace(self, ns: str) -> None:
+        """The namespace controller: delete the contents, then the namespace."""
+        for rt in self.api.registry.types():
+            if not rt.namespaced or rt.version != self._storage_version(rt):
+                continue
+            for _, e in self.api.store.entries(rt.gr, ns):
+                if e.obj["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.api.delete(rt, ns, e.obj["metadata"]["name"], DeleteOptions())
+                except ApiError as err:
+                    if err.code != 404:
+                        log.warning("namespace cleanup", namespace=ns, error=err.message)
+        await self._finish_namespace(ns)
+
+    def _storage_version(self, rt: ResourceType) -> str:
+        return self.api.registry.kinds_for(rt.group, rt.plural)[0].version
+
+    async def _finish_namespace(self, ns: str) -> None:
+        entry = self.api.store.get(NS_GR, "", ns)
+        if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
+            return
+        for gr, items in self.api.store.objects.items():
+            if gr == NS_GR:
+                continue
+            if any(k[0] == ns for k in items):
+                return
+        obj = entry.obj
+        new = copy.deepcopy(obj)
+        new.setdefault("spec", {})["finalizers"] = []
+        if new["metadata"].get("finalizers"):
+            _, fut = self.api.store.put(NS_GR, new, obj)
+            await fut
+            return
+        _, fut = self.api.store.remove(NS_GR, new)
+        await fut
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.type != "DELETED":
+            return
+        uid = ev.obj["metadata"].get("uid", "")
+        for dep in self.api.store.dependents(uid):
+            self.spawn(self.collect(dep))
+        for ref in ev.obj["metadata"].get("ownerReferences") or []:
+            where = self.api.store.uids.get(ref.get("uid", "")) if isinstance(ref, dict) else None
+            if where is not None and not self.api.store.dependents(ref["uid"]):
+                self.spawn(self._finish_foreground(where))
+        if not ev.ns:
+            return
+        ns_entry = self.api.store.get(NS_GR, "", ev.ns)
+        if ns_entry is not None and ns_entry.obj["metadata"].get("deletionTimestamp"):
+            self.spawn(self._finish_namespace(ev.ns))
+
+    async def collect(self, where: tuple[tuple[str, str], str, str], force: bool = False) -> None:
+        """The garbage collector: delete a dependent whose owners are all gone
+        (background propagation), or whose owner is being deleted in the
+        foreground (force)."""
+        gr, ns, name = where
+        entry = self.api.store.get(gr, ns, name)
+        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
+            return
+        refs = entry.obj["metadata"].get("ownerReferences") or []
+        if not force and any(
+            r.get("uid") in self.api.store.uids for r in refs if isinstance(r, dict)
+        ):
+            return
+        rts = self.api.registry.kinds_for(*gr)
+        if not rts:
+            return
+        try:
+            await self.api.delete(rts[0], ns, name, DeleteOptions())
+        except ApiError as e:
+            if e.code != 404:
+                log.warning("garbage collection", object=f"{gr}/{ns}/{name}", error=e.message)
+
+    async def _finish_foreground(self, where: tuple[tuple[str, str], str, str]) -> None:
+        gr, ns, name = where
+        entry = self.api.store.get(gr, ns, name)
+        if entry is None or FOREGROUND not in (entry.obj["metadata"].get("finalizers") or []):
+            return
+        new = json.loads(entry.raw)
+        new["metadata"]["finalizers"] = [
+            f for f in new["metadata"]["finalizers"] if f != FOREGROUND
+        ]
+        if not new["metadata"]["finalizers"]:
+            del new["metadata"]["finalizers"]
+        if self.api.removable(new):
+            final, fut = self.api.store.remove(gr, new)
+            rts = self.api.registry.kinds_for(*gr)
+            if rts:
+                self.api.after_remove(rts[0], final)
+        else:
+            _, fut = self.api.store.put(gr, new, entry.obj)
+        await fut
+
+    async def orphan(self, owner_uid: str) -> None:
+        """propagationPolicy=Orphan: dependents lose the owner reference."""
+        for gr, ns, name in self.api.store.dependents(owner_uid):
+            entry = self.api.store.get(gr, ns, name)
+            if entry is None:
+                continue
+            new = json.loads(entry.raw)
+            refs = new["metadata"].get("ownerReferences") or []
+            new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+            if not new["metadata"]["ownerReferences"]:
+                del new["metadata"]["ownerReferences"]
+            _, fut = self.api.store.put(gr, new, entry.obj)
+            await fut
+
+    def resume(self) -> None:
+        """After a restart: finish terminating namespaces, collect dependents
+        whose owners went away."""
+        for uid in self.api.store.owner_uids():
+            if uid not in self.api.store.uids:
+                for dep in self.api.store.dependents(uid):
+                    self.spawn(self.collect(dep))
+        for e in list(self.api.store.objects.get(NS_GR, {}).values()):
+            if e.obj["metadata"].get("deletionTimestamp"):
+                self.spawn(self.terminate_namespace(e.obj["metadata"]["name"]))
