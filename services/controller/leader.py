@@ -211,5 +211,6 @@ class LeaderElector:
         self.is_leader = False
         metrics.IS_LEADER.set(0)
         log.warning("stepped down", identity=self.identity, reason=reason)
-        self._pulse()
+        # Observers woken by the pulse may rely on leader work having stopped.
         await self.on_stopped()
+        self._pulse()

@@ -249,7 +249,8 @@ async def running_cluster(tmp: Path) -> AsyncIterator[Cluster]:
                 await cluster.stop_replica(replica)
         if kube is not None:
             await kube.close()
-        await kubeapi.stop()
+        # A test may have replaced the server (restarted it on the same port).
+        await (cluster.kubeapi if cluster is not None else kubeapi).stop()
         if ipam is not None:
             ipam.stop()
         await asyncio.to_thread(ovn.stop)

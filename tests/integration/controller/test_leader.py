@@ -195,3 +195,34 @@ async def _leader_known(replica: Replica) -> None:
     assert elector is not None
     while not elector.leader_identity:
         await elector.changed.wait()
+
+
+async def test_leader_that_cannot_renew_steps_down_and_stops_writing(cluster: Cluster) -> None:
+    from sandbox.kubeapi import KubeApiServer
+
+    await cluster.node("n1")
+    replica = await cluster.start_replica("solo")
+    elector = replica.service.elector
+    assert elector is not None
+    await asyncio.wait_for(_leader([replica]), 10)
+    await replica.service.ready.wait()
+    port = cluster.kubeapi.port
+    await cluster.kubeapi.stop()  # the API becomes unreachable under the leader
+    started = asyncio.get_running_loop().time()
+    while elector.is_leader:
+        await asyncio.wait_for(elector.changed.wait(), 10)
+    waited = asyncio.get_running_loop().time() - started
+    # It gives up within renew_deadline (2 s) plus one retry period, i.e.
+    # before lease_duration (3 s) lets another replica take over.
+    assert waited < 3.0
+    assert not replica.service.leading.is_set()
+    assert all(not q._tasks for q in replica.service.queues.values())  # no worker runs
+    # The API returns: the same replica leads again and serves.
+    cluster.kubeapi = KubeApiServer(cluster.tmp / "kubeapi", port=port)
+    await cluster.kubeapi.start()
+    await asyncio.wait_for(_leader([replica]), 15)
+    await cluster.pod("default", "after")
+    net = await replica.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace="default", name="after"), timeout=20
+    )
+    assert net.ips
