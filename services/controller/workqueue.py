@@ -107,6 +107,11 @@ class WorkQueue:
             self._timers.pop(key, None)
             self.add(key)
 
+    @property
+    def running(self) -> bool:
+        """Whether workers are started (only the leader runs them)."""
+        return bool(self._tasks)
+
     def __len__(self) -> int:
         return len(self._queued) + len(self._active) + len(self._timers)
 

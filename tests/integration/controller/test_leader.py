@@ -216,7 +216,7 @@ async def test_leader_that_cannot_renew_steps_down_and_stops_writing(cluster: Cl
     # before lease_duration (3 s) lets another replica take over.
     assert waited < 3.0
     assert not replica.service.leading.is_set()
-    assert all(not q._tasks for q in replica.service.queues.values())  # no worker runs
+    assert not any(q.running for q in replica.service.queues.values())
     # The API returns: the same replica leads again and serves.
     cluster.kubeapi = KubeApiServer(cluster.tmp / "kubeapi", port=port)
     await cluster.kubeapi.start()
