@@ -12,7 +12,7 @@ import structlog
 from cni_shim import spec
 from cni_shim.spec import CniError
 from services.api.dataplane.v1 import dataplane_pb2, dataplane_pb2_grpc
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.grpc_types import Context
 from services.common.health import Health
 from services.common.ovsdb import Ovsdb
@@ -132,8 +132,9 @@ class DataplaneService(Service):
 
     @property
     def db(self) -> Ovsdb:
+        """The node's OVSDB; UNAVAILABLE to node API callers until connected."""
         if self._db is None:
-            raise CniError(spec.TRY_AGAIN, "dataplane still starting")
+            raise Unavailable("dataplane still starting: OVSDB not connected yet")
         return self._db
 
     def register(self, server: grpc.aio.Server) -> list[str]:

@@ -107,6 +107,17 @@ def test_status_not_ready_while_starting(tmp_path: Path) -> None:
     try:
         _wait_for(status_answered)
         assert replies[-1]["code"] == 50 and "starting" in str(replies[-1]["msg"])
+        method = "kovn.dataplane.v1.Dataplane/ListAttachments"
+        listed = subprocess.run(
+            [GRPCURL, "-plaintext", "-unix", str(sock), method],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert "Unavailable" in listed.stderr and "starting" in listed.stderr
+        health = subprocess.run(
+            [GRPCURL, "-plaintext", "-unix", str(sock), "grpc.health.v1.Health/Check"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert "NOT_SERVING" in health.stdout
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
