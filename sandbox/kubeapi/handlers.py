@@ -443,11 +443,53 @@ class Http:
             return _json(tables.partial_metadata(e.obj))
         return web.Response(body=self._raw(rt, e), content_type=_JSON)
 
+    def _check_list_version(self, rv: str, match: str) -> None:
+        """resourceVersion/resourceVersionMatch on a list. The store keeps no
+        old snapshots: an exact older version is 410 Gone, a version from
+        the future is 504 as the real server answers once its wait runs out."""
+        if match and not rv:
+            raise bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
+        if match not in ("", "Exact", "NotOlderThan"):
+            raise bad_request(
+                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
+            )
+        if rv in ("", "0"):
+            if match == "Exact":
+                raise bad_request(
+                    'resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
+                )
+            return
+        try:
+            want = int(rv)
+        except ValueError:
+            raise bad_request(f'invalid resource version: "{rv}"') from None
+        current = self.api.store.rv
+        if want > current:
+            raise ApiError(
+                504,
+                f"Too large resource version: {want}, current: {current}",
+                "Timeout",
+                {
+                    "causes": [
+                        {
+                            "reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version",
+                        }
+                    ],
+                    "retryAfterSeconds": 1,
+                },
+            )
+        if match == "Exact" and want != current:
+            raise ApiError(410, f"too old resource version: {want} ({current})", "Expired")
+
     def _list(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
         q = request.query
         labels = parse_label_selector(q.get("labelSelector"))
         fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
         limit = _int_param(q, "limit") or 0
+        self._check_list_version(q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""))
         res = self.api.list_objects(rt, ns, labels, fields, limit, q.get("continue", ""))
         meta: Obj = {"resourceVersion": str(res.rv)}
         if res.continue_token:

@@ -143,3 +143,23 @@ async def test_node_field_selector_follows_binding_and_deletion(core: client.Cor
     assert await on("n5") == ["u"] and await on("") == []
     await core.delete_namespaced_pod("u", "default", grace_period_seconds=0)
     assert await on("n5") == []
+
+
+async def test_list_resource_version_semantics(core: client.CoreV1Api) -> None:
+    now = (await core.list_namespaced_config_map("default")).metadata.resource_version
+    ok = await core.list_namespaced_config_map(
+        "default", resource_version=now, resource_version_match="NotOlderThan"
+    )
+    assert ok.metadata.resource_version == now
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "newer"}})
+    with pytest.raises(ApiException) as ei:
+        await core.list_namespaced_config_map(
+            "default", resource_version=now, resource_version_match="Exact"
+        )
+    assert ei.value.status == 410
+    with pytest.raises(ApiException) as ei:
+        await core.list_namespaced_config_map("default", resource_version=str(int(now) + 1000))
+    assert ei.value.status == 504
+    with pytest.raises(ApiException) as ei:
+        await core.list_namespaced_config_map("default", resource_version_match="Exact")
+    assert ei.value.status == 400
