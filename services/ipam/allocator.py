@@ -575,10 +575,10 @@ class Allocator:
         state = self.subnets.get(rec.owner.network)
         if state is not None:
             for text in rec.ips:
-                ip = ipaddress.ip_address(text)
-                fam = state.families.get(ip.version)
-                if fam is not None and fam.used.get(int(ip)) == rec.owner.key:
-                    fam.unmark(int(ip), None, "")
+                version, ip = A.stored_ip(text)
+                fam = state.families.get(version)
+                if fam is not None and fam.used.get(ip) == rec.owner.key:
+                    fam.unmark(ip, None, "")
         if self.macs.get(rec.mac) == rec.owner.key and rec.owner.key not in self.owners:
             del self.macs[rec.mac]
 
@@ -598,20 +598,20 @@ class Allocator:
         if state is None:
             return
         for text in rec.ips:
-            ip = ipaddress.ip_address(text)
-            fam = state.families.get(ip.version)
+            version, ip = A.stored_ip(text)
+            fam = state.families.get(version)
             if fam is not None:
-                fam.mark_used(int(ip), rec.owner.key)
+                fam.mark_used(ip, rec.owner.key)
 
     def mark_foreign(self, network: str, ip_text: str, holder: str) -> None:
         """Another replica holds this address; its record arrives later by watch."""
         state = self.subnets.get(network)
         if state is None:
             return
-        ip = ipaddress.ip_address(ip_text)
-        fam = state.families.get(ip.version)
+        version, ip = A.stored_ip(ip_text)
+        fam = state.families.get(version)
         if fam is not None:
-            fam.mark_used(int(ip), holder)
+            fam.mark_used(ip, holder)
 
     def check_compatible(
         self,
@@ -659,11 +659,11 @@ class Allocator:
         state = self.subnets.get(rec.owner.network)
         until = now_ms + self.cooldown_ms if cool and self.cooldown_ms > 0 else None
         for text in rec.ips:
-            ip = ipaddress.ip_address(text)
-            fam = state.families.get(ip.version) if state else None
-            if fam is None or fam.used.get(int(ip)) != rec.owner.key:
+            version, ip = A.stored_ip(text)
+            fam = state.families.get(version) if state else None
+            if fam is None or fam.used.get(ip) != rec.owner.key:
                 continue
-            fam.unmark(int(ip), until, rec.owner.key)
+            fam.unmark(ip, until, rec.owner.key)
             if until is not None:
                 cooled.append(Cooling(rec.owner.network, text, until, rec.owner.key))
         return cooled
@@ -672,10 +672,10 @@ class Allocator:
         state = self.subnets.get(c.subnet)
         if state is None:
             return
-        ip = ipaddress.ip_address(c.ip)
-        fam = state.families.get(ip.version)
-        if fam is not None and int(ip) not in fam.used:
-            fam.add_cooling(int(ip), c.until_ms, c.previous_owner)
+        version, ip = A.stored_ip(c.ip)
+        fam = state.families.get(version)
+        if fam is not None and ip not in fam.used:
+            fam.add_cooling(ip, c.until_ms, c.previous_owner)
 
     def holder_of(self, subnet: str, ip_text: str) -> str | None:
         state = self.subnet(subnet, "subnet")

@@ -153,6 +153,9 @@ class IpamCore(Changes):
     # ---- changes made by other replicas (etcd) -------------------------------
 
     def knows(self, owner_key: str, revision: int) -> bool:
+        # A call of ours for this owner is in flight: it settles memory itself.
+        if owner_key in self._busy:
+            return True
         rec = self.alloc.owners.get(owner_key)
         return rec is not None and rec.revision == revision
 

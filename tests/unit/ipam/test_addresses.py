@@ -72,3 +72,9 @@ def test_random_macs_are_local_unicast() -> None:
         first = int(mac[:2], 16)
         assert first & 2 and not first & 1
         assert A.parse_mac(mac, "mac") == mac
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**128 - 1))
+def test_stored_ip_reads_back_what_ip_text_writes(v4: int, v6: int) -> None:
+    assert A.stored_ip(A.ip_text(4, v4)) == (4, v4)
+    assert A.stored_ip(A.ip_text(6, v6)) == (6, v6)
