@@ -33,7 +33,14 @@ from services.common.errors import (
     Unavailable,
 )
 from services.ipam import addresses as A
-from services.ipam.model import AllocationRecord, Cooling, Owner, PoolSpec, SubnetSpec
+from services.ipam.model import (
+    AllocationRecord,
+    Cooling,
+    Owner,
+    PoolSpec,
+    SubnetSpec,
+    check_name,
+)
 
 FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
 _SHOW = 5  # offenders listed in a FAILED_PRECONDITION message
@@ -205,9 +212,6 @@ class SubnetState:
     families: dict[int, FamilyState]
     pools: dict[str, PoolSpec]
 
-    def family_list(self) -> list[int]:
-        return list(self.families)
-
 
 @dataclass
 class Usage:
@@ -243,8 +247,6 @@ class Allocator:
 
     def check_subnet_spec(self, spec: SubnetSpec) -> SubnetSpec:
         """Validate and normalise a spec (default gateways); no state changes."""
-        from services.ipam.model import check_name
-
         check_name(spec.name, "subnet.name")
         if not spec.cidrs:
             raise InvalidArgument("at least one CIDR is required", field="subnet.cidrs")
@@ -390,8 +392,6 @@ class Allocator:
         self.subnets.pop(name, None)
 
     def check_pool(self, pool: PoolSpec) -> PoolSpec:
-        from services.ipam.model import check_name
-
         state = self.subnet(pool.subnet, "pool.subnet")
         check_name(pool.name, "pool.name")
         if pool.name in state.pools:

@@ -502,8 +502,11 @@ class IpamCore(Changes):
             )
         return released
 
-    def get_allocation(self, owner: Owner) -> AllocationRecord:
+    async def get_allocation(self, owner: Owner) -> AllocationRecord:
         rec = self.alloc.owners.get(owner.key)
+        if rec is None and self.store.kind != "sqlite":
+            # Made on another replica a moment ago? The store knows.
+            rec = await self.store.get_allocation(owner.key)
         if rec is None:
             raise NotFound(f"no allocation for {owner.key}", field="owner")
         return rec

@@ -196,7 +196,7 @@ class IpamServicer(ipam_pb2_grpc.IpamServicer):
         self, request: ipam_pb2.GetAllocationRequest, context: Context
     ) -> ipam_pb2.Allocation:
         owner = owner_from(request.owner, request.HasField("owner"))
-        return self.allocation_msg(self.core.get_allocation(owner))
+        return self.allocation_msg(await self.core.get_allocation(owner))
 
     async def ListAllocations(
         self, request: ipam_pb2.ListAllocationsRequest, context: Context

@@ -110,7 +110,7 @@ async def test_dual_stack_allocation_has_prefix_gateway_and_mac(core: IpamCore) 
     first = int(rec.mac.split(":")[0], 16)
     assert first & 0b10 and not first & 0b01  # locally administered unicast
     assert (rec.pod_uid, rec.container_id) == ("uid-a", "c-a")
-    assert core.get_allocation(pod("a")) == rec
+    assert await core.get_allocation(pod("a")) == rec
 
 
 async def test_small_subnet_hands_out_exactly_the_allowed_addresses(core: IpamCore) -> None:
@@ -211,7 +211,7 @@ async def test_release_by_address(core: IpamCore) -> None:
     freed = await core.release_address("net1", rec.ips[0])
     assert [r.owner for r in freed] == [pod("a")]
     with expect(NotFound, "owner", "no allocation"):
-        core.get_allocation(pod("a"))
+        await core.get_allocation(pod("a"))
 
 
 # ---- pools ---------------------------------------------------------------------
@@ -284,7 +284,7 @@ async def test_update_subnet_guards_live_allocations(core: IpamCore) -> None:
     with expect(FailedPrecondition, "subnet", "is the gateway"):
         await core.update_subnet(SubnetSpec("net1", ["10.7.0.0/24"], ["10.7.0.130"]))
     # Allocations keep working after the update, and the old one is kept.
-    assert core.get_allocation(pod("a")).ips == rec.ips
+    assert (await core.get_allocation(pod("a"))).ips == rec.ips
     other, _ = await core.allocate(pod("b"))
     assert len(other.ips) == 2
 
@@ -347,8 +347,8 @@ async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
     recs = {i: (await first.allocate(pod(f"p{i}")))[0] for i in range(4)}
     await first.release(pod("p0"))
     second: IpamCore = await make_core()
-    assert second.get_allocation(pod("p1")).ips == recs[1].ips
-    assert second.get_allocation(pod("p1")).mac == recs[1].mac
+    assert (await second.get_allocation(pod("p1"))).ips == recs[1].ips
+    assert (await second.get_allocation(pod("p1"))).mac == recs[1].mac
     # p0's address is cooling in the new process too: the only free one is left.
     taken = {ip for r in recs.values() for ip in r.ips}
     (free,) = {f"10.10.0.{n}" for n in range(2, 7)} - taken
@@ -385,6 +385,8 @@ async def test_two_replicas_agree_without_waiting_for_each_other(
     assert not reused
     same, reused = await a.allocate(pod("x"))  # the store already has x: same answer
     assert reused and same.ips == first.ips and same.mac == first.mac
+    seen = await a.get_allocation(pod("x"))
+    assert (seen.ips, seen.mac) == (first.ips, first.mac)
     await a.allocate(pod("fixed"), ips=["10.12.0.99"])
     with expect(AlreadyExists, "ips", "10.12.0.99", "net1/default/fixed/eth0"):
         await b.allocate(pod("other"), ips=["10.12.0.99"])
