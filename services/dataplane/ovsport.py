@@ -55,13 +55,19 @@ async def bootstrap(
     def txn_fn(txn: Any, tables: Mapping[str, Any]) -> None:
         root = _root(tables)
         if root is None:
+            # A database nobody initialised yet (no `ovs-vsctl init`). Rows
+            # inserted in this transaction have no values to read back: set
+            # whole columns.
             root = txn.insert(tables["Open_vSwitch"])
-        for key, value in external_ids.items():
-            if root.external_ids.get(key) != value:
-                root.setkey("external_ids", key, value)
-        for key, value in other_config.items():
-            if root.other_config.get(key) != value:
-                root.setkey("other_config", key, value)
+            root.external_ids = dict(external_ids)
+            root.other_config = dict(other_config)
+        else:
+            for key, value in external_ids.items():
+                if root.external_ids.get(key) != value:
+                    root.setkey("external_ids", key, value)
+            for key, value in other_config.items():
+                if root.other_config.get(key) != value:
+                    root.setkey("other_config", key, value)
         br = _find(tables, "Bridge", bridge)
         if br is None:
             iface = txn.insert(tables["Interface"])
@@ -74,9 +80,10 @@ async def bootstrap(
             br.name = bridge
             br.ports = [port]
             br.fail_mode = "secure"
+            br.datapath_type = datapath_type
             br.other_config = {"disable-in-band": "true"}
             root.addvalue("bridges", br.uuid)
-        if br.datapath_type != datapath_type:
+        elif br.datapath_type != datapath_type:
             br.datapath_type = datapath_type
 
     await db.transact(txn_fn)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from sandbox import netns
+from sandbox import daemon, netns
 from tests.integration.dataplane.harness import NODE_IP, NODE_MAC, NODE_PORT, ROOT, Env
 
 pytestmark = [pytest.mark.root]
@@ -122,3 +124,55 @@ def test_status_not_ready_while_starting(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         sock.unlink(missing_ok=True)
+
+
+def test_bootstrap_of_an_empty_ovsdb(tmp_path: Path) -> None:
+    """A fresh node: the dataplane writes br-int and every key ovn-controller
+    reads, then answers STATUS 0. (Run in its own netns: reconciliation
+    looks at that namespace's links.)"""
+    run = Path(tempfile.mkdtemp(prefix="kdp-bs-"))
+    ns = f"kdp-bs{os.getpid() % 10000}"
+    subprocess.run(["ovsdb-tool", "create", str(run / "conf.db"),
+                    "/usr/share/openvswitch/vswitch.ovsschema"], check=True)  # fmt: skip
+    remote = f"unix:{run / 'db.sock'}"
+    daemon.start("ovsdb-server", [str(run / "conf.db"), f"--remote=p{remote}"], run_dir=run,
+                 name="ovsdb-server")  # fmt: skip
+    netns.create(ns)
+    sock = run / "dp.sock"
+    proc = subprocess.Popen(
+        netns.command(ns, [sys.executable, "-m", "services.dataplane.main", "--socket", str(sock),
+                           "--ovsdb", remote, "--node-name", "kdp-fresh",
+                           "--ovn-remote", "tcp:192.0.2.1:6642", "--encap-ip", "192.0.2.7"]),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        conf = {"cniVersion": "1.1.0", "name": "kovn", "type": "kovn-cni", "socket": str(sock)}
+
+        def ready() -> bool:
+            out = subprocess.run(
+                [str(Path(sys.executable).parent / "kovn-cni")], input=json.dumps(conf).encode(),
+                env={"CNI_COMMAND": "STATUS"}, capture_output=True, timeout=30, check=False,
+            )  # fmt: skip
+            return out.returncode == 0
+
+        _wait_for(ready)
+        vsctl = ["ovs-vsctl", f"--db={remote}", "--no-wait"]
+        ids = subprocess.run([*vsctl, "get", "Open_vSwitch", ".", "external_ids"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        for item in ('system-id=kdp-fresh', 'ovn-remote="tcp:192.0.2.1:6642"',
+                     'ovn-encap-ip="192.0.2.7"', "ovn-encap-type=geneve",
+                     "ovn-bridge-datapath-type=netdev"):  # fmt: skip
+            assert item in ids, ids
+        other = subprocess.run([*vsctl, "get", "Open_vSwitch", ".", "other_config"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert 'hw-offload="false"' in other and 'userspace-tso-enable="false"' in other
+        br = subprocess.run([*vsctl, "get", "Bridge", "br-int", "datapath_type", "fail_mode"],
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        assert br == ["netdev", "secure"]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        netns.delete(ns)
+        daemon.stop(run / "ovsdb-server.pid", "ovsdb-server")
+        shutil.rmtree(run, ignore_errors=True)
