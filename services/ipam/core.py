@@ -166,7 +166,10 @@ class IpamCore(Changes):
     def allocation_deleted(self, owner_key: str) -> None:
         rec = self.alloc.owners.get(owner_key)
         if rec is not None and owner_key not in self._busy:
-            self.alloc.forget(rec, cool=False)
+            # Released by another replica. Its cool-down record travels on
+            # another watcher and may come later (or already have been
+            # skipped): cool the addresses from now until it says exactly.
+            self.alloc.forget(rec, cool=True, now_ms=self.now_ms())
 
     def cooling_put(self, cooling: Cooling) -> None:
         self.alloc.apply_cooling(cooling)

@@ -19,7 +19,7 @@ from services.common.errors import (
     Unavailable,
 )
 from services.ipam.core import IpamCore
-from services.ipam.model import Owner, PoolSpec, SubnetSpec
+from services.ipam.model import Cooling, Owner, PoolSpec, SubnetSpec
 from tests.integration.ipam.conftest import Clock, Stores
 
 
@@ -453,3 +453,17 @@ async def test_cancelled_calls_leave_memory_and_store_agreeing(core: IpamCore) -
     held = {ip for r in core.alloc.owners.values() for ip in r.ips}
     again, _ = await core.allocate(pod("after"))
     assert not set(again.ips) & held
+
+
+async def test_a_release_seen_from_another_replica_still_cools_down(core: IpamCore) -> None:
+    """The owner's deletion and its cool-down record can reach a replica apart."""
+    await subnet(core, "net1", "10.13.0.0/29")  # five usable addresses
+    recs = [(await core.allocate(pod(f"p{i}")))[0] for i in range(5)]
+    # As the watch reports another replica's release, before its cool-down record:
+    core.allocation_deleted(recs[0].owner.key)
+    with expect(ResourceExhausted, "owner.network", "1 cooling down"):
+        await core.allocate(pod("new"))
+    # The record then arrives (or had arrived first): still cooling until it ends.
+    core.cooling_put(Cooling("net1", recs[0].ips[0], core.now_ms() + 1000, recs[0].owner.key))
+    with expect(ResourceExhausted, "owner.network", "1 cooling down"):
+        await core.allocate(pod("new"))
