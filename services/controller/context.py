@@ -8,6 +8,7 @@ validation, the allocations ipam gave, and the boards waiters block on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.api.ipam.v1 import ipam_pb2
@@ -79,6 +80,28 @@ class Context:
     node_board: Board[NicNetwork] = field(default_factory=Board)
     #: Pods whose request failed permanently; retried when subnets/pools change.
     failed_pods: set[str] = field(default_factory=set)
+    #: Egress sources per node: node -> {nic key: IPs} (distributed gateway
+    #: subnets only), and each NIC's node, for the node egress reconciler.
+    node_pods: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    pod_node: dict[str, str] = field(default_factory=dict)
+    #: Called with a node name when its egress rows need recomputing.
+    egress_dirty: Callable[[str], None] = field(default=lambda node: None)
+
+    def index_pod(self, nkey: str, node: str, ips: tuple[str, ...]) -> None:
+        """Record (or with node "" forget) where a NIC's egress leaves from."""
+        old = self.pod_node.get(nkey)
+        if old is not None and (old != node or not ips):
+            self.node_pods.get(old, {}).pop(nkey, None)
+            self.pod_node.pop(nkey, None)
+            self.egress_dirty(old)
+        if node and ips and self.node_pods.setdefault(node, {}).get(nkey) != ips:
+            self.node_pods[node][nkey] = ips
+            self.pod_node[nkey] = node
+            self.egress_dirty(node)
+
+    def internal_cidrs(self) -> list[str]:
+        """Every CIDR inside the cluster (pod subnets and join)."""
+        return [c for s in self.subnets.values() for c in s.cidr_strings]
 
     @property
     def default_subnet(self) -> SubnetSpec:

@@ -69,6 +69,7 @@ class NodeReconciler:
                 if exc.status == 404:
                     return
                 raise
+        ctx.egress_dirty(name)
         ctx.node_board.ready(
             name,
             NicNetwork(
@@ -96,3 +97,4 @@ class NodeReconciler:
         ctx.node_allocations.pop(name, None)
         await ctx.ipam.release(owner(*node_owner(ctx.join.name, name)))
         ctx.node_board.clear(name)
+        ctx.egress_dirty(name)

@@ -228,6 +228,9 @@ class PodReconciler:
                 if exc.status == 404:
                     return  # deleted meanwhile; its deletion event follows
                 raise
+        distributed = req.subnet.gateway_type == "distributed"
+        ips = tuple(a.ip for a in alloc.addresses) if distributed else ()
+        ctx.index_pod(nkey, spec["nodeName"], ips)
         ctx.pod_board.ready(
             nkey,
             NicNetwork(
@@ -304,6 +307,7 @@ class PodReconciler:
             await ctx.ipam.release(alloc.owner)
             released += 1
         ctx.pod_board.clear(nkey)
+        ctx.index_pod(nkey, "", ())
         ctx.failed_pods.discard(f"{namespace}/{name}")
         log.debug("pod network removed", namespace=namespace, pod=name, released=released)
 

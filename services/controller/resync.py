@@ -20,6 +20,7 @@ import structlog
 
 from services.controller import topology
 from services.controller.context import Context, nic_key
+from services.controller.egress import egress_rows
 from services.controller.nb.rows import DesiredRow, RowKey, diff
 from services.controller.nodes import NODE_NAMESPACE
 
@@ -61,7 +62,9 @@ def desired_rows(ctx: Context) -> list[DesiredRow]:
             continue
         addr = topology.NicAddress(alloc.mac, tuple(a.address for a in alloc.addresses))
         rows.append(topology.node_port_row(node, join, addr))
-    for alloc in ctx.allocations.values():
+    ctx.node_pods.clear()
+    ctx.pod_node.clear()
+    for key, alloc in ctx.allocations.items():
         o = alloc.owner
         pod = ctx.informers.pods.get(f"{o.namespace}/{o.pod}")
         if pod is None or o.network not in ctx.subnets:
@@ -73,6 +76,12 @@ def desired_rows(ctx: Context) -> list[DesiredRow]:
         rows.append(
             topology.pod_port_row(o.namespace, o.pod, o.nic, o.network, addr, spec["nodeName"])
         )
+        if ctx.subnets[o.network].gateway_type == "distributed":
+            ips = tuple(a.ip for a in alloc.addresses)
+            ctx.node_pods.setdefault(spec["nodeName"], {})[key] = ips
+            ctx.pod_node[key] = spec["nodeName"]
+    for node in ctx.node_allocations:
+        rows.extend(egress_rows(ctx, node))
     return rows
 
 

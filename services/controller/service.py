@@ -30,6 +30,7 @@ from services.controller import annotations as ann
 from services.controller import metrics
 from services.controller.config import ControllerConfig
 from services.controller.context import Context, Informers
+from services.controller.egress import EgressReconciler
 from services.controller.events import EventRecorder
 from services.controller.informer import (
     ADDED,
@@ -154,7 +155,8 @@ class ControllerService(Service):
         )
         self.pods = PodReconciler(ctx)
         self.nodes = NodeReconciler(ctx)
-        self.subnets = SubnetReconciler(ctx, self._retry_failed_pods)
+        self.egress = EgressReconciler(ctx)
+        self.subnets = SubnetReconciler(ctx, self._subnets_changed)
         self.pools = PoolReconciler(ctx, self._retry_failed_pods)
         self.queues = {
             "subnet": WorkQueue("subnet", self.subnets.reconcile, workers=2),
@@ -163,7 +165,9 @@ class ControllerService(Service):
             "pod": WorkQueue(
                 "pod", self.pods.reconcile, workers=cfg.workers, on_permanent=self.pods.report
             ),
+            "egress": WorkQueue("egress", self.egress.reconcile, workers=4),
         }
+        ctx.egress_dirty = self.queues["egress"].add
         informers.pods.add_listener(self._on_pod)
         informers.nodes.add_listener(lambda t, k, o, n: self.queues["node"].add(k))
         informers.subnets.add_listener(lambda t, k, o, n: self.queues["subnet"].add(k))
@@ -192,6 +196,13 @@ class ControllerService(Service):
     def _on_pod(self, etype: str, key: str, old: Obj | None, new: Obj | None) -> None:
         if etype in (ADDED, DELETED) or _pod_signature(old) != _pod_signature(new):
             self.queues["pod"].add(key)
+
+    def _subnets_changed(self) -> None:
+        """Pods may now be placeable, and every node's egress match changes."""
+        self._retry_failed_pods()
+        if self.ctx is not None:
+            for node in self.ctx.node_allocations:
+                self.queues["egress"].add(node)
 
     def _retry_failed_pods(self) -> None:
         if self.ctx is None:
@@ -230,7 +241,7 @@ class ControllerService(Service):
                 await asyncio.sleep(1.0)  # back off before rebuilding again
         log.info("leading", seconds=round(time.perf_counter() - started, 3))
         self.ready.set()
-        for name in ("subnet", "node", "pod"):
+        for name in ("subnet", "node", "pod", "egress"):
             await self.queues[name].wait_idle()
         took = time.perf_counter() - started
         metrics.TAKEOVER_SECONDS.set(took)

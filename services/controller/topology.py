@@ -153,6 +153,25 @@ def subnet_rows(spec: SubnetSpec, join_cidrs: list[str] | None = None) -> list[D
             parent=spec.name,
         ),
         *private_acls(spec, join_cidrs or []),
+        *(default_routes(spec) if spec.internal else []),
+    ]
+
+
+def default_routes(join: SubnetSpec) -> list[DesiredRow]:
+    """Default routes of the cluster router, towards the join subnet.
+
+    OVN routes before it applies policies: without a route, traffic leaving
+    the cluster is dropped before the egress policy can send it to its
+    node. The policy decides the real next hop."""
+    return [
+        DesiredRow(
+            "Logical_Router_Static_Route",
+            f"default-route/ip{cidr.version}",
+            f"subnet/{join.name}",
+            columns={"ip_prefix": "0.0.0.0/0" if cidr.version == 4 else "::/0", "nexthop": str(gw)},
+            parent=CLUSTER_ROUTER,
+        )
+        for cidr, gw in zip(join.cidrs, join.gateways, strict=True)
     ]
 
 
@@ -201,11 +220,72 @@ def pod_port_row(
 
 
 def node_port_row(node: str, join_subnet: str, addr: NicAddress) -> DesiredRow:
+    """A node's join port. Port security pins its MAC only: the node forwards
+    egress traffic of its pods, so packets to and from any IP pass it."""
+    columns = _port_columns(addr, node, False)
+    columns["port_security"] = [addr.mac]
     return DesiredRow(
         "Logical_Switch_Port",
         node_port_name(node),
         f"node/{node}",
-        columns=_port_columns(addr, node, True),  # type: ignore[arg-type]
+        columns=columns,  # type: ignore[arg-type]
         parent=join_subnet,
         labels={"node": node},
     )
+
+
+EGRESS_PRIORITY = 29000
+
+
+def address_set_name(node: str, family: int) -> str:
+    """An OVN identifier for a node's pod addresses ($name in matches)."""
+    safe = "".join(c if c.isalnum() else "_" for c in node)
+    digest = hashlib.blake2b(node.encode(), digest_size=3).hexdigest()
+    return f"kovn_node_{safe}_{digest}_ip{family}"
+
+
+def node_egress_rows(
+    node: str,
+    join_ips: list[str],
+    pod_ips: list[str],
+    internal_cidrs: list[str],
+) -> list[DesiredRow]:
+    """Distributed egress: a node's pods leave the cluster through the node.
+
+    Per family, an address set of the node's pod IPs and a router policy
+    rerouting their traffic to anything outside the cluster's subnets to the
+    node's join address (where the node routes, and masquerades for subnets
+    with natOutgoing).
+    """
+    owner = f"egress/{node}"
+    rows = []
+    for join_ip in join_ips:
+        family = 6 if ":" in join_ip else 4
+        fam = f"ip{family}"
+        name = address_set_name(node, family)
+        mine = sorted(ip for ip in pod_ips if (":" in ip) == (family == 6))
+        internal = [c for c in internal_cidrs if (":" in c) == (family == 6)]
+        rows.append(
+            DesiredRow(
+                "Address_Set", name, owner, columns={"addresses": mine}, labels={"node": node}
+            )
+        )
+        match = f"{fam}.src == ${name}"
+        if internal:
+            match += f" && {fam}.dst != {{{', '.join(internal)}}}"
+        rows.append(
+            DesiredRow(
+                "Logical_Router_Policy",
+                f"egress/{node}/{fam}",
+                owner,
+                columns={
+                    "priority": EGRESS_PRIORITY,
+                    "match": match,
+                    "action": "reroute",
+                    "nexthops": [join_ip],
+                },
+                parent=CLUSTER_ROUTER,
+                labels={"node": node},
+            )
+        )
+    return rows

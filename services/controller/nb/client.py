@@ -74,7 +74,16 @@ def actual_digest(table: str, row: Any, parent: str) -> str:
     return row_digest(table, row_name(table, row), ids.get(OWNER_KEY, ""), parent, columns, labels)
 
 
-TABLES = ("Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "ACL")
+TABLES = (
+    "Logical_Switch",
+    "Logical_Switch_Port",
+    "Logical_Router",
+    "Logical_Router_Port",
+    "ACL",
+    "Address_Set",
+    "Logical_Router_Policy",
+    "Logical_Router_Static_Route",
+)
 
 
 class _Snapshot(command.BaseCommand):  # type: ignore[misc]

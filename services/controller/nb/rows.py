@@ -19,14 +19,21 @@ HASH_KEY = "kovn-hash"
 PARENT_KEY = "kovn-parent"
 
 Table = Literal[
-    "Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "ACL"
+    "Logical_Switch",
+    "Logical_Switch_Port",
+    "Logical_Router",
+    "Logical_Router_Port",
+    "ACL",
+    "Address_Set",
+    "Logical_Router_Policy",
+    "Logical_Router_Static_Route",
 ]
 ColumnValue = str | int | bool | list[str] | dict[str, str]
 
 #: Tables without a unique `name` column: kovn names their rows in
 #: external_ids instead.
 NAME_KEY = "kovn-name"
-NAMED_IN_IDS = frozenset({"ACL"})
+NAMED_IN_IDS = frozenset({"ACL", "Logical_Router_Policy", "Logical_Router_Static_Route"})
 
 #: Columns kovn sets on each table, with the value meaning "unset". A row's
 #: digest covers exactly these, so a hand edit of any of them is drift.
@@ -36,6 +43,9 @@ MANAGED_COLUMNS: dict[str, dict[str, ColumnValue]] = {
     "Logical_Switch_Port": {"type": "", "addresses": [], "port_security": [], "options": {}},
     "Logical_Router_Port": {"mac": "", "networks": []},
     "ACL": {"direction": "", "priority": 0, "match": "", "action": ""},
+    "Address_Set": {"addresses": []},
+    "Logical_Router_Policy": {"priority": 0, "match": "", "action": "", "nexthops": []},
+    "Logical_Router_Static_Route": {"ip_prefix": "", "nexthop": ""},
 }
 
 #: Which column of which parent table holds rows of a child table.
@@ -43,6 +53,8 @@ PARENT_COLUMN: dict[str, tuple[str, str]] = {
     "Logical_Switch_Port": ("Logical_Switch", "ports"),
     "Logical_Router_Port": ("Logical_Router", "ports"),
     "ACL": ("Logical_Switch", "acls"),
+    "Logical_Router_Policy": ("Logical_Router", "policies"),
+    "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
 }
 
 

@@ -254,7 +254,8 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
         await cluster.pod("default", f"p{i}", node=f"n{i % 2 + 1}")
     for i in range(20):
         await _network(replica, "default", f"p{i}")
-    await replica.service.queues["pod"].wait_idle()
+    for queue in replica.service.queues.values():
+        await queue.wait_idle()
     versions = {
         i: (await cluster.get_pod("default", f"p{i}"))["metadata"]["resourceVersion"]
         for i in range(20)
@@ -481,3 +482,43 @@ async def test_gc_never_frees_the_address_of_a_terminating_pod(cluster: Cluster)
         return "default/leaving" not in await _allocated_ips(replica)
 
     await until(released, what="address released once the pod object is gone")
+
+
+async def test_distributed_egress_leaves_through_the_pods_node(cluster: Cluster) -> None:
+    from services.controller.topology import address_set_name, router_mac
+
+    await cluster.node("n1")
+    await cluster.node("n2")
+    replica = await cluster.start_replica()
+    await cluster.pod("default", "out1", node="n1")
+    await cluster.pod("default", "out2", node="n2")
+    a = await _network(replica, "default", "out1")
+    b = await _network(replica, "default", "out2")
+    n1 = await replica.stub.GetNodeNetwork(
+        controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=10
+    )
+    await replica.service.queues["egress"].wait_idle()
+    members = cluster.nbctl("get", "Address_Set", address_set_name("n1", 4), "addresses")
+    assert (
+        a.ips[0].address.split("/")[0] in members and b.ips[0].address.split("/")[0] not in members
+    )
+    cluster.nbctl("--wait=sb", "sync")
+
+    def trace(dst: str) -> str:
+        flow = (
+            f'inport == "{a.logical_port}" && eth.src == {a.mac} && '
+            f"eth.dst == {router_mac('ovn-default')} && "
+            f"ip4.src == {a.ips[0].address.split('/')[0]} && ip4.dst == {dst} && ip.ttl == 64"
+        )
+        return subprocess.run(
+            ["ovn-trace", f"--db={cluster.ovn.sb_remote}", "ovn-default", flow],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    outside = trace("1.1.1.1")
+    assert 'output to "node-n1"' in outside
+    assert n1.ips[0].address.split("/")[0] in outside  # next hop: n1's join address
+    inside = trace(b.ips[0].address.split("/")[0])
+    assert 'output to "out2.default"' in inside and "node-n1" not in inside
