@@ -35,6 +35,7 @@ from services.ipam import addresses as A
 from services.ipam.allocator import FAMILY_NAME, Allocator, Usage, describe
 from services.ipam.model import AllocationRecord, Cooling, Owner, PoolSpec, Snapshot, SubnetSpec
 from services.ipam.store.base import (
+    AddressCooling,
     AddressTaken,
     Changes,
     MacTaken,
@@ -223,6 +224,10 @@ class IpamCore(Changes):
         for rec in snap.allocations:
             if rec.owner.key not in self.alloc.owners:
                 self.alloc.commit(rec)
+        now = self.now_ms()
+        for c in snap.cooling:
+            if c.until_ms > now:
+                self.alloc.apply_cooling(c)
 
     # ---- serialisation -------------------------------------------------------
 
@@ -397,6 +402,19 @@ class IpamCore(Changes):
                         )
                     CONFLICTS.labels(self.store.kind, "address").inc()
                     self.alloc.mark_foreign(owner.network, refusal.ip, refusal.holder)
+                    continue
+                if isinstance(refusal, AddressCooling):
+                    c = refusal.cooling
+                    if c.ip in fixed_ips:
+                        wait = max(0.0, (c.until_ms - self.now_ms()) / 1000)
+                        raise Unavailable(
+                            f"{c.ip} was released by {c.previous_owner} and cools down for "
+                            f"{wait:.1f}s more",
+                            field="ips",
+                            retry_after=wait,
+                        )
+                    CONFLICTS.labels(self.store.kind, "cooling").inc()
+                    self.alloc.apply_cooling(c)
                     continue
                 if isinstance(refusal, MacTaken):
                     if mac:

@@ -36,6 +36,14 @@ class AddressTaken(StoreRefusal):
         self.ip, self.holder = ip, holder
 
 
+class AddressCooling(StoreRefusal):
+    """The address was released recently (by another replica) and still cools down."""
+
+    def __init__(self, cooling: Cooling) -> None:
+        super().__init__(f"{cooling.ip} cools down until {cooling.until_ms} ms")
+        self.cooling = cooling
+
+
 class MacTaken(StoreRefusal):
     def __init__(self, mac: str, holder: str) -> None:
         super().__init__(f"{mac} is held by {holder}")

@@ -15,9 +15,11 @@ Layout under the prefix P (default /kovn/ipam):
     P/meta/subnets                touched by every subnet/pool change
 
 Every allocation is ONE transaction comparing the owner, address and MAC
-keys' create_revision with 0 and the subnet's mod_revision with the one the
-allocator planned with; two replicas can therefore never both win one
-address, and nobody allocates against a subnet definition that changed.
+keys' create_revision with 0, the addresses' cool-down keys with absent (or
+with the version found expired), and the subnet's mod_revision with the one
+the allocator planned with; two replicas can therefore never both win one
+address, a replica with a stale view cannot take a cooling address, and
+nobody allocates against a subnet definition that changed.
 The transaction's failure branch reads the keys back, so a refusal names the
 holder without another round trip. Subnet and pool changes read the
 subnet's allocations, check them, and write only if no allocation key of the
@@ -37,6 +39,7 @@ from services.common.errors import AlreadyExists, Conflict, NotFound, Unavailabl
 from services.common.logging import get_logger
 from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, SubnetSpec
 from services.ipam.store.base import (
+    AddressCooling,
     AddressTaken,
     AllocationCheck,
     Changes,
@@ -432,36 +435,65 @@ class EtcdStore(Store):
         net = rec.owner.network
         owner_key = self.k("owners", rec.owner.key)
         ip_keys = [self.k("ips", net, ip) for ip in rec.ips]
+        cool_keys = [self.k("cooling", net, ip) for ip in rec.ips]
         mac_key = self.k("macs", rec.mac)
         subnet_key = self.k("subnets", net)
         holder = rec.owner.key.encode()
-        resp = await self._txn(
-            [
-                _mod_is(subnet_key, subnet_revision),
-                _absent(owner_key),
-                *(_absent(k) for k in ip_keys),
-                _absent(mac_key),
-            ],
-            [
-                _put(owner_key, rec.to_json()),
-                *(_put(k, holder) for k in ip_keys),
-                _put(mac_key, holder),
-                *(_delete(self.k("cooling", net, ip)) for ip in rec.ips),
-            ],
-            [_get(subnet_key), _get(owner_key), *(_get(k) for k in ip_keys), _get(mac_key)],
-        )
-        if resp.succeeded:
-            return int(resp.header.revision)
-        got = [r.response_range.kvs for r in resp.responses]
-        if got[1]:
-            kv = got[1][0]
-            raise OwnerExists(AllocationRecord.from_json(kv.value, kv.mod_revision))
-        for ip, kvs in zip(rec.ips, got[2 : 2 + len(ip_keys)], strict=True):
-            if kvs:
-                raise AddressTaken(ip, kvs[0].value.decode())
-        if got[-1]:
-            raise MacTaken(rec.mac, got[-1][0].value.decode())
-        raise SubnetChanged(f"subnet {net!r} changed")
+        # Cool-downs are checked here too, not only in the replica's view: a
+        # cool-down record must be absent, or be one we have read and found
+        # over (or left by this same owner), compared by its mod_revision.
+        stale: dict[bytes, int] = {}
+        for _ in range(_RETRIES):
+            resp = await self._txn(
+                [
+                    _mod_is(subnet_key, subnet_revision),
+                    _absent(owner_key),
+                    *(_absent(k) for k in ip_keys),
+                    _absent(mac_key),
+                    *(_mod_is(k, stale[k]) if k in stale else _absent(k) for k in cool_keys),
+                ],
+                [
+                    _put(owner_key, rec.to_json()),
+                    *(_put(k, holder) for k in ip_keys),
+                    _put(mac_key, holder),
+                    *(_delete(k) for k in cool_keys),
+                ],
+                [
+                    _get(subnet_key),
+                    _get(owner_key),
+                    *(_get(k) for k in ip_keys),
+                    _get(mac_key),
+                    *(_get(k) for k in cool_keys),
+                ],
+            )
+            if resp.succeeded:
+                return int(resp.header.revision)
+            got = [r.response_range.kvs for r in resp.responses]
+            n = len(rec.ips)
+            if got[1]:
+                kv = got[1][0]
+                raise OwnerExists(AllocationRecord.from_json(kv.value, kv.mod_revision))
+            for ip, kvs in zip(rec.ips, got[2 : 2 + n], strict=True):
+                if kvs:
+                    raise AddressTaken(ip, kvs[0].value.decode())
+            if got[2 + n]:
+                raise MacTaken(rec.mac, got[2 + n][0].value.decode())
+            if not got[0] or got[0][0].mod_revision != subnet_revision:
+                raise SubnetChanged(f"subnet {net!r} changed")
+            retry = False
+            for key, kvs in zip(cool_keys, got[3 + n :], strict=True):
+                if not kvs:
+                    stale.pop(key, None)
+                    continue
+                cooling = Cooling.from_json(kvs[0].value)
+                if cooling.until_ms > rec.created_ms and cooling.previous_owner != rec.owner.key:
+                    raise AddressCooling(cooling)
+                if stale.get(key) != kvs[0].mod_revision:
+                    stale[key] = kvs[0].mod_revision
+                    retry = True
+            if not retry:
+                raise SubnetChanged(f"subnet {net!r}: lost a race, planning again")
+        raise SubnetChanged(f"subnet {net!r}: too many concurrent changes")
 
     async def release(self, rec: AllocationRecord, cooling: Sequence[Cooling]) -> bool:
         net = rec.owner.network

@@ -467,3 +467,27 @@ async def test_a_release_seen_from_another_replica_still_cools_down(core: IpamCo
     core.cooling_put(Cooling("net1", recs[0].ips[0], core.now_ms() + 1000, recs[0].owner.key))
     with expect(ResourceExhausted, "owner.network", "1 cooling down"):
         await core.allocate(pod("new"))
+
+
+async def test_etcd_enforces_cool_down_against_a_stale_replica(
+    stores: Stores, clock: Clock
+) -> None:
+    """A replica whose view missed everything still cannot take a cooling address."""
+    if stores.kind != "etcd":
+        pytest.skip("etcd only")
+    a = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    await a.start()
+    await subnet(a, "net1", "10.14.0.0/29")  # five usable addresses
+    blind = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    blind.rebuild(await blind.store.load())  # knows the subnet, never watches
+    for i in range(5):
+        await a.allocate(pod(f"p{i}"))
+    (released,) = await a.release(pod("p0"))
+    with expect(ResourceExhausted, "owner.network", "1 cooling down"):
+        await blind.allocate(pod("new"))
+    with expect(Unavailable, "ips", "cools down"):
+        await blind.allocate(pod("new"), ips=released.ips)
+    # The previous owner may still take its address back.
+    back, _ = await blind.allocate(pod("p0"), ips=released.ips)
+    assert back.ips == released.ips
+    assert len(await blind.store.list_allocations("net1")) == 5
