@@ -243,3 +243,81 @@ async def test_pod_eviction_deletes_gracefully(core: client.CoreV1Api) -> None:
     assert resp.status == 201
     p = await core.read_namespaced_pod("ev", "default")
     assert p.metadata.deletion_grace_period_seconds == 5
+
+
+async def test_table_watch_and_partial_metadata(kapi: Pair, core: client.CoreV1Api) -> None:
+    srv, _ = kapi
+    rv = (await core.list_namespaced_pod("default")).metadata.resource_version
+    await core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "tw"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    )
+    url = f"{srv.url}/api/v1/namespaces/default/pods"
+    async with aiohttp.ClientSession() as s:
+        params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "5"}
+        async with s.get(url, params=params, headers={"Accept": TABLE}) as r:
+            ev = json.loads(await r.content.readline())
+        assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
+        assert ev["object"]["rows"][0]["cells"][0] == "tw"
+        partial = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+        async with s.get(url, headers={"Accept": partial}) as r:
+            body = await r.json()
+    assert body["kind"] == "PartialObjectMetadataList"
+    assert body["items"][0]["metadata"]["name"] == "tw" and "spec" not in body["items"][0]
+
+
+async def test_custom_resource_served_in_two_versions(kapi: Pair) -> None:
+    crd = {
+        "metadata": {"name": "widgets.kovn.io"},
+        "spec": {
+            "group": "kovn.io",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1beta1",
+                    "served": True,
+                    "storage": False,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                },
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                },
+            ],
+        },
+    }
+    await client.ApiextensionsV1Api(kapi[1]).create_custom_resource_definition(crd)
+    api = client.CustomObjectsApi(kapi[1])
+    await api.create_namespaced_custom_object(
+        "kovn.io",
+        "v1beta1",
+        "default",
+        "widgets",
+        {
+            "apiVersion": "kovn.io/v1beta1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"a": 1},
+        },
+    )
+    got = await api.get_namespaced_custom_object("kovn.io", "v1", "default", "widgets", "w")
+    assert got["apiVersion"] == "kovn.io/v1" and got["spec"] == {"a": 1}
+    # a JSON patch must be a list: a dict sent as json-patch is a 400
+    with pytest.raises(ApiException) as ei:
+        await api.patch_namespaced_custom_object(
+            "kovn.io", "v1", "default", "widgets", "w", {"spec": {}}
+        )
+    assert ei.value.status == 400
