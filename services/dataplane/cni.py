@@ -16,7 +16,6 @@ import contextlib
 import errno
 import functools
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -170,8 +169,13 @@ class CniHandler:
                     f"CNI_IFNAME: {ifname} in {netns} already belongs to container "
                     f"{other.container_id}",
                 )
-        if not os.path.exists(netns):
-            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {netns} does not exist")
+        try:
+            # Before asking the controller: a bad netns fails fast.
+            await asyncio.get_running_loop().run_in_executor(
+                self._threads, netlink.check_netns, netns
+            )
+        except netlink.NetnsMissing as err:
+            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {err}") from None
         asked = time.monotonic()
         pn = await self.pods.get(
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout

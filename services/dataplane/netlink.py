@@ -66,6 +66,11 @@ def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.sock
         os.close(current)
 
 
+def check_netns(netns: str) -> None:
+    """Raise NetnsMissing unless `netns` is a live network namespace."""
+    ns_socket(netns, socket.AF_UNIX, socket.SOCK_DGRAM).close()
+
+
 @contextlib.asynccontextmanager
 async def route(netns: str | None = None) -> AsyncIterator[Any]:
     """An AsyncIPRoute in our namespace, or in the one at path `netns`."""
@@ -259,10 +264,7 @@ def build_pod_link(
     Raises IfnameTaken or NetnsMissing; on any failure after the veth exists
     the host end is deleted again (its peer goes with it).
     """
-    try:
-        os.stat(netns)
-    except OSError as err:
-        raise NetnsMissing(f"{netns}: {err.strerror}") from None
+    check_netns(netns)
     with _sync_route() as ipr:
         try:
             _create_veth_sync(ipr, host, host_mac, ifname, netns, mac, mtu)

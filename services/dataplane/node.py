@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import socket
 from typing import Any
 
 import structlog
@@ -59,10 +58,9 @@ def _netns_alive(path: str) -> bool:
     if not path or not os.path.exists(path):
         return False
     try:
-        sock = netlink.ns_socket(path, socket.AF_INET, socket.SOCK_DGRAM)
+        netlink.check_netns(path)
     except netlink.NetnsMissing:
         return False
-    sock.close()
     return True
 
 

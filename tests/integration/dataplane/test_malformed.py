@@ -49,6 +49,8 @@ def _cases(env: Env) -> list[tuple[str, dict[str, str], bytes, int, str]]:
         ("no name", add, conf(name=""), 7, "name"),
         ("status on 1.0.0", {"CNI_COMMAND": "STATUS"}, good, 1, "1.1.0"),
         ("netns missing", add, good, 103, NS),
+        ("netns not a netns", {**add, "CNI_NETNS": "/etc/hostname"}, good, 103,
+         "not a network namespace"),
     ]  # fmt: skip
 
 
