@@ -353,6 +353,7 @@ class Api:
             raise bad_request(f"error decoding patch: {e}") from None
         entry = self.get(rt, ns, name)
         current = json.loads(entry.raw)  # a private copy, faster than deepcopy
+        current["apiVersion"] = rt.api_version  # a custom object read through this version
         if ctype == "application/json-patch+json":
             patched = json_patch(current, patch_doc)
         elif not isinstance(patch_doc, dict):
@@ -407,6 +408,7 @@ class Api:
                 raise not_found(rt.plural, rt.group, name)
             return await self.create(rt, ns, doc, opts)
         current = json.loads(entry.raw)
+        current["apiVersion"] = rt.api_version
         patched = merge_patch(current, doc) if rt.custom else strategic_merge(current, doc)
         patched = self._check_body(rt, patched, ns)
         want = meta.get("resourceVersion")

@@ -315,6 +315,16 @@ async def test_custom_resource_served_in_two_versions(kapi: Pair) -> None:
     )
     got = await api.get_namespaced_custom_object("kovn.io", "v1", "default", "widgets", "w")
     assert got["apiVersion"] == "kovn.io/v1" and got["spec"] == {"a": 1}
+    patched = await api.patch_namespaced_custom_object(
+        "kovn.io",
+        "v1",
+        "default",
+        "widgets",
+        "w",
+        {"spec": {"b": 2}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched["apiVersion"] == "kovn.io/v1" and patched["spec"] == {"a": 1, "b": 2}
     # a JSON patch must be a list: a dict sent as json-patch is a 400
     with pytest.raises(ApiException) as ei:
         await api.patch_namespaced_custom_object(
