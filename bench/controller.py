@@ -379,6 +379,11 @@ async def _run(quick: bool) -> list[Row]:
                 rows.append(
                     Row("controller", "controller peak memory (VmHWM)", note=f"{peak:.0f} MiB")
                 )
+                # Let the first controller finish what it has in hand (egress
+                # address sets trail the pods) before restarting it.
+                await _wait_metric(
+                    session, murl, "kovn_controller_queue_depth", lambda v: v == 0, 120
+                )
                 writes_before = await _metric(
                     session, murl, "kovn_controller_nb_rows_written_total"
                 )

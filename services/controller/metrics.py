@@ -12,7 +12,7 @@ RECONCILE_SECONDS = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "kovn_controller_queue_depth",
-    "Objects waiting in the work queue, by kind.",
+    "Objects queued, being reconciled or waiting for a retry, by kind.",
     ["kind"],
 )
 NB_TXN_SECONDS = Histogram(

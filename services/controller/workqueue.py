@@ -128,7 +128,7 @@ class WorkQueue:
         self._queued.add(key)
         self._idle.clear()
         self._queue.put_nowait(key)
-        self._depth.set(len(self._queued))
+        self._depth.set(len(self))
 
     def add_after(self, key: Hashable, delay: float) -> None:
         if key in self._queued or key in self._timers:
@@ -161,7 +161,6 @@ class WorkQueue:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
-            self._depth.set(len(self._queued))
             self._active.add(key)
             started = time.perf_counter()
             outcome = "ok"
@@ -180,6 +179,7 @@ class WorkQueue:
             if key in self._dirty:
                 self._dirty.discard(key)
                 self.add(key)
+            self._depth.set(len(self))
             self._maybe_idle()
 
     async def _failed(self, key: Hashable, exc: BaseException) -> str:
