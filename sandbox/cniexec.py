@@ -12,6 +12,7 @@ the network namespace is entered, as `nsenter --net` does.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import netns, workers
+from sandbox.layout import write_atomic
 
 
 # Plugins are spawned from worker threads: fork/exec run on the event loop
@@ -126,6 +128,37 @@ def _parse_network(path: Path) -> Network:
     return Network(name, str(raw.get("cniVersion", "1.0.0")), plugins, path)
 
 
+class _DirWatch:
+    """inotify on a directory: has anything in it changed since the last look?
+
+    containerd watches the CNI config dir the same way (fsnotify) instead of
+    listing it on every call; a pod burst would otherwise list it hundreds
+    of times.
+    """
+
+    _MASK = 0x2 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x4 | 0x400 | 0x800
+    # MODIFY CLOSE_WRITE MOVED_FROM MOVED_TO CREATE DELETE ATTRIB DELETE_SELF MOVE_SELF
+    _libc = ctypes.CDLL(None, use_errno=True)
+
+    def __init__(self, path: Path) -> None:
+        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if self._libc.inotify_add_watch(self.fd, bytes(path), self._MASK) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"inotify_add_watch {path}")
+
+    def changed(self) -> bool:
+        try:
+            return bool(os.read(self.fd, 65536))
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class CniRunner:
     """Invokes one node's CNI plugins; results cached under cache_dir."""
 
@@ -144,6 +177,28 @@ class CniRunner:
         self.host_netns = host_netns
         self.timeout = timeout
         self._results: dict[tuple[str, str], dict[str, Any]] = {}
+        self._net: Network | None = None
+        self._watch: _DirWatch | None = None
+
+    def network(self) -> Network:
+        """The node's network config, re-read only after the conf dir changed."""
+        if self._watch is not None and self._net is not None and not self._watch.changed():
+            return self._net
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        try:
+            # Watch first, then read: a change in between is seen next time.
+            self._watch = _DirWatch(self.conf_dir)
+        except OSError:
+            self._watch = None  # no watch possible: read every time
+        self._net = load_network(self.conf_dir)
+        return self._net
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def _cache_path(self, net: str, container_id: str, ifname: str) -> Path:
         return self.cache_dir / f"{net}-{container_id}-{ifname}"
@@ -151,14 +206,13 @@ class CniRunner:
     async def add(
         self, container_id: str, netns_path: str, ifname: str, args: Mapping[str, str]
     ) -> dict[str, Any]:
-        net = load_network(self.conf_dir)
+        net = self.network()
         prev: dict[str, Any] | None = None
         for plugin in net.plugins:
             conf = self._plugin_conf(net, plugin, prev)
             prev = await self._exec(plugin["type"], "ADD", conf, container_id, netns_path,
                                     ifname, args)  # fmt: skip
         result = prev or {}
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         cache = {
             "kind": "cniCacheV1",
             "containerId": container_id,
@@ -170,9 +224,7 @@ class CniRunner:
             "time": time.time(),
         }
         path = self._cache_path(net.name, container_id, ifname)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, path)
+        await workers.pool().run(lambda: write_atomic(path, json.dumps(cache)))
         self._results[(container_id, ifname)] = result
         return result
 
@@ -182,22 +234,23 @@ class CniRunner:
         if mem is not None:
             return mem
         try:
-            net = load_network(self.conf_dir)
+            net = self.network()
             cached: dict[str, Any] = json.loads(
                 self._cache_path(net.name, container_id, ifname).read_text()
             )
         except (OSError, ValueError, CniConfigError):
-            return None
+            return None  # e.g. after an agents restart with no cache file left
         result = cached.get("result")
         return result if isinstance(result, dict) else None
 
-    def drop_cache(self, container_id: str, ifname: str) -> None:
+    async def drop_cache(self, container_id: str, ifname: str) -> None:
         self._results.pop((container_id, ifname), None)
         try:
-            net = load_network(self.conf_dir)
+            net = self.network()
         except CniConfigError:
             return
-        self._cache_path(net.name, container_id, ifname).unlink(missing_ok=True)
+        path = self._cache_path(net.name, container_id, ifname)
+        await workers.pool().run(lambda: path.unlink(missing_ok=True))
 
     async def delete(
         self,
@@ -207,7 +260,7 @@ class CniRunner:
         args: Mapping[str, str],
         prev_result: dict[str, Any] | None,
     ) -> None:
-        net = load_network(self.conf_dir)
+        net = self.network()
         for plugin in reversed(net.plugins):
             conf = self._plugin_conf(net, plugin, prev_result)
             await self._exec(plugin["type"], "DEL", conf, container_id, netns_path, ifname, args)
@@ -234,8 +287,6 @@ class CniRunner:
         args: Mapping[str, str],
     ) -> dict[str, Any]:
         exe = self.bin_dir / plugin
-        if not exe.exists():
-            raise CniError(plugin, command, 7, f"plugin binary {exe} not found")
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "CNI_COMMAND": command,
@@ -257,12 +308,16 @@ class CniRunner:
             )
         except subprocess.TimeoutExpired:
             raise CniError(plugin, command, 11, f"timed out after {self.timeout}s") from None
+        except FileNotFoundError:
+            raise CniError(plugin, command, 7, f"plugin binary {exe} not found") from None
+        except PermissionError as e:
+            raise CniError(plugin, command, 7, f"plugin binary {exe}: {e}") from None
         out, err = proc.stdout, proc.stderr
         if proc.returncode != 0:
             try:
-                e = json.loads(out)
-                raise CniError(plugin, command, int(e.get("code", 999)), str(e.get("msg", "")),
-                               str(e.get("details", "")))  # fmt: skip
+                ej = json.loads(out)
+                raise CniError(plugin, command, int(ej.get("code", 999)), str(ej.get("msg", "")),
+                               str(ej.get("details", "")))  # fmt: skip
             except (ValueError, AttributeError):
                 raise CniError(
                     plugin, command, 999,

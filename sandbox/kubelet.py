@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 import structlog
 
-from sandbox import netns
+from sandbox import netns, workers
 from sandbox.cniexec import CniConfigError, CniError, CniRunner
 from sandbox.kube import KubeClient, KubeError
-from sandbox.layout import Layout, NodeLayout
+from sandbox.layout import Layout, NodeLayout, write_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -209,16 +209,17 @@ class Kubelet:
         rec = self.records.get(uid)
         return dict(rec) if rec is not None else None
 
-    def write_record(self, uid: str, rec: dict[str, Any]) -> None:
+    async def write_record(self, uid: str, rec: dict[str, Any]) -> None:
+        """Memory at once, disk (atomically, off the loop) before returning."""
         path = self._record_path(uid)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec))
-        os.replace(tmp, path)
+        text = json.dumps(rec)
         self.records[uid] = dict(rec)
+        await workers.pool().run(lambda: write_atomic(path, text))
 
-    def drop_record(self, uid: str) -> None:
-        self._record_path(uid).unlink(missing_ok=True)
+    async def drop_record(self, uid: str) -> None:
         self.records.pop(uid, None)
+        path = self._record_path(uid)
+        await workers.pool().run(lambda: path.unlink(missing_ok=True))
 
     async def close(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
@@ -304,14 +305,14 @@ class PodWorker:
         }
         if pod["spec"].get("hostNetwork"):
             rec.update(hostNetwork=True, netns=self.k.node.netns, ips=[self.k.node.underlay_ip])
-            self.k.write_record(self.uid, rec)
+            await self.k.write_record(self.uid, rec)
             await self.write_status(pod, [self.k.node.underlay_ip], "")
         else:
             cid = secrets.token_hex(32)
             ns = f"{self.k.layout.pod_netns_prefix}{cid[:12]}"
             rec.update(hostNetwork=False, netns=ns, containerId=cid, ifname=IFNAME)
             # Written before the netns exists, so `down` finds it even after a crash.
-            self.k.write_record(self.uid, rec)
+            await self.k.write_record(self.uid, rec)
             t0 = time.monotonic()
             await netns.acreate(ns)
             t1 = time.monotonic()
@@ -326,7 +327,7 @@ class PodWorker:
             await self.write_status(pod, ips, cid)
             timing["status_ms"] = round((time.monotonic() - t3) * 1000)
         rec["ready"] = True
-        self.k.write_record(self.uid, rec)
+        await self.k.write_record(self.uid, rec)
         timing["total_ms"] = round((time.monotonic() - t_start) * 1000)
         self.log.info("pod running", ips=rec["ips"], netns=rec["netns"], **timing)
 
@@ -424,8 +425,8 @@ class PodWorker:
                 self.log.warning("CNI DEL without netns failed", error=str(e))
                 if report:
                     await self.event(self.pod, "FailedKillPod", f"CNI DEL (no netns): {e}")
-            self.k.cni.drop_cache(cid, IFNAME)
-        self.k.drop_record(self.uid)
+            await self.k.cni.drop_cache(cid, IFNAME)
+        await self.k.drop_record(self.uid)
 
     async def teardown(self, confirm: bool) -> None:
         await self.release_sandbox()

@@ -182,10 +182,7 @@ class Layout:
     # -- persistence --------------------------------------------------------
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, self.dir / STATE_FILE)
+        write_atomic(self.dir / STATE_FILE, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, state_dir: Path) -> Layout:
@@ -198,6 +195,14 @@ class Layout:
             raise LayoutError(f"unreadable sandbox state {path}: {e}") from e
         nodes = [NodeLayout(**n) for n in raw.pop("nodes", [])]
         return cls(**raw, nodes=nodes)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def default_state_dir(name: str) -> Path:
