@@ -259,10 +259,13 @@ async def _node_watches(
         params = {"watch": "1", "resourceVersion": str(int(rv) + repeats * 10)}
         streams.append(await ws.get(f"{url}/api/v1/pods", params=params))
         received = [0]
+        all_in = asyncio.Event()
 
         async def drain(st: aiohttp.ClientResponse) -> None:
             async for _ in st.content:
                 received[0] += 1
+                if received[0] >= 2 * pods:  # each patch: its node's watch + the all-pods one
+                    all_in.set()
 
         readers = [asyncio.create_task(drain(st)) for st in streams]
 
@@ -278,6 +281,7 @@ async def _node_watches(
                 await r.read()
 
         wall, plat = await _pool(pods, patch)
+        await asyncio.wait_for(all_in.wait(), 30)
         for t in readers:
             t.cancel()
     finally:
