@@ -14,26 +14,34 @@ Layout under the prefix P (default /kovn/ipam):
     P/cooling/<subnet>/<ip>       Cooling JSON
     P/meta/subnets                touched by every subnet/pool change
 
-Every allocation is ONE transaction comparing the owner, address and MAC
-keys' create_revision with 0, the addresses' cool-down keys with absent (or
-with the version found expired), and the subnet's mod_revision with the one
-the allocator planned with; two replicas can therefore never both win one
-address, a replica with a stale view cannot take a cooling address, and
-nobody allocates against a subnet definition that changed.
-The transaction's failure branch reads the keys back, so a refusal names the
-holder without another round trip. Subnet and pool changes read the
-subnet's allocations, check them, and write only if no allocation key of the
-subnet changed since that read (a range compare on mod_revision).
+Every allocation is created in ONE transaction comparing the owner, address
+and MAC keys' create_revision with 0, the addresses' cool-down keys with
+absent (or with the version found expired), and the subnet's mod_revision
+with the one the allocator planned with; two replicas can therefore never
+both win one address, a replica with a stale view cannot take a cooling
+address, and nobody allocates against a subnet definition that changed.
+
+Allocations that arrive while a transaction is in flight go together into
+the next one (group commit, within etcd's 128 compares): one raft entry and
+one watch message per replica for many allocations. A grouped transaction
+that fails is retried one allocation at a time, whose failure branch reads
+the keys back, so each refusal names its holder precisely.
+
+Subnet and pool changes read the subnet's allocations, check them, and
+write only if no allocation key of the subnet changed since that read (a
+range compare on mod_revision).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
+from prometheus_client import Counter, Histogram
 
 from services.common.errors import AlreadyExists, Conflict, NotFound, Unavailable
 from services.common.logging import get_logger
@@ -52,8 +60,24 @@ from services.ipam.store.etcdpb import etcd_subset_pb2 as pb
 
 log = get_logger(__name__)
 
+BATCH = Histogram(
+    "kovn_ipam_etcd_txn_allocations",
+    "Allocations carried by one etcd transaction (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+BATCH_FAILED = Counter(
+    "kovn_ipam_etcd_batch_failures_total",
+    "Grouped transactions refused as a whole and retried one allocation at a time.",
+)
+
 _CMP = pb.Compare
 _RETRIES = 8
+# etcd refuses transactions with more than --max-txn-ops (default 128)
+# compares or operations.
+_TXN_OPS = 128
+# Transactions in flight at once from one replica: one is being answered
+# while the next fills up.
+_FLUSHERS = 2
 
 
 def prefix_end(key: bytes) -> bytes:
@@ -114,6 +138,8 @@ class EtcdStore(Store):
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._endpoint_calls: dict[int, dict[str, Any]] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._queue: deque[tuple[AllocationRecord, int, asyncio.Future[int]]] = deque()
+        self._flushers = 0
         self._revision = 0  # store revision the loaded snapshot reflects
         self._meta_rev = 0  # mod_revision of P/meta/subnets we last saw
         # Told whether etcd answers, from the watch stream's health (the
@@ -432,32 +458,116 @@ class EtcdStore(Store):
     # ---- allocations ---------------------------------------------------------
 
     async def create_allocation(self, rec: AllocationRecord, subnet_revision: int) -> int:
+        # Group commit: allocations that arrive while transactions are in
+        # flight go together in the next one. One etcd transaction (one raft
+        # entry, one watch message per replica) then carries many
+        # allocations; if it fails, its allocations are retried one by one
+        # so each gets its own precise answer.
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((rec, subnet_revision, fut))
+        if self._flushers < _FLUSHERS:
+            self._flushers += 1
+            asyncio.get_running_loop().create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch: list[tuple[AllocationRecord, int, asyncio.Future[int]]] = []
+                compares = ops = 0
+                while self._queue:
+                    rec = self._queue[0][0]
+                    n = len(rec.ips)
+                    if batch and (compares + 3 + 2 * n > _TXN_OPS or ops + 2 + 2 * n > _TXN_OPS):
+                        break
+                    batch.append(self._queue.popleft())
+                    compares, ops = compares + 3 + 2 * n, ops + 2 + 2 * n
+                try:
+                    await self._commit_batch(batch)
+                except BaseException:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(Unavailable("etcd store is closing"))
+                    raise
+        finally:
+            self._flushers -= 1
+
+    async def _commit_batch(
+        self, batch: list[tuple[AllocationRecord, int, asyncio.Future[int]]]
+    ) -> None:
+        async def one(rec: AllocationRecord, revision: int, fut: asyncio.Future[int]) -> None:
+            try:
+                result = await self._create_one(rec, revision)
+            except Exception as err:  # handed to the waiting caller
+                if not fut.done():
+                    fut.set_exception(err)
+            else:
+                if not fut.done():
+                    fut.set_result(result)
+
+        BATCH.observe(len(batch))
+        if len(batch) > 1:
+            compare: list[pb.Compare] = []
+            success: list[pb.RequestOp] = []
+            for rec, revision, _ in batch:
+                c, s = self._allocation_ops(rec, revision, {})
+                compare += c
+                success += s
+            try:
+                resp = await self._txn(compare, success)
+            except Exception as err:  # e.g. etcd unreachable: every caller hears it
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err)
+                return
+            if resp.succeeded:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(int(resp.header.revision))
+                return
+            BATCH_FAILED.inc()
+        await asyncio.gather(*(one(*item) for item in batch))
+
+    def _allocation_ops(
+        self, rec: AllocationRecord, subnet_revision: int, stale: dict[bytes, int]
+    ) -> tuple[list[pb.Compare], list[pb.RequestOp]]:
+        net = rec.owner.network
+        owner_key = self.k("owners", rec.owner.key)
+        ip_keys = [self.k("ips", net, ip) for ip in rec.ips]
+        cool_keys = [self.k("cooling", net, ip) for ip in rec.ips]
+        mac_key = self.k("macs", rec.mac)
+        holder = rec.owner.key.encode()
+        compare = [
+            _mod_is(self.k("subnets", net), subnet_revision),
+            _absent(owner_key),
+            *(_absent(k) for k in ip_keys),
+            _absent(mac_key),
+            *(_mod_is(k, stale[k]) if k in stale else _absent(k) for k in cool_keys),
+        ]
+        success = [
+            _put(owner_key, rec.to_json()),
+            *(_put(k, holder) for k in ip_keys),
+            _put(mac_key, holder),
+            *(_delete(k) for k in cool_keys),
+        ]
+        return compare, success
+
+    async def _create_one(self, rec: AllocationRecord, subnet_revision: int) -> int:
         net = rec.owner.network
         owner_key = self.k("owners", rec.owner.key)
         ip_keys = [self.k("ips", net, ip) for ip in rec.ips]
         cool_keys = [self.k("cooling", net, ip) for ip in rec.ips]
         mac_key = self.k("macs", rec.mac)
         subnet_key = self.k("subnets", net)
-        holder = rec.owner.key.encode()
         # Cool-downs are checked here too, not only in the replica's view: a
         # cool-down record must be absent, or be one we have read and found
         # over (or left by this same owner), compared by its mod_revision.
         stale: dict[bytes, int] = {}
         for _ in range(_RETRIES):
+            compare, success = self._allocation_ops(rec, subnet_revision, stale)
             resp = await self._txn(
-                [
-                    _mod_is(subnet_key, subnet_revision),
-                    _absent(owner_key),
-                    *(_absent(k) for k in ip_keys),
-                    _absent(mac_key),
-                    *(_mod_is(k, stale[k]) if k in stale else _absent(k) for k in cool_keys),
-                ],
-                [
-                    _put(owner_key, rec.to_json()),
-                    *(_put(k, holder) for k in ip_keys),
-                    _put(mac_key, holder),
-                    *(_delete(k) for k in cool_keys),
-                ],
+                compare,
+                success,
                 [
                     _get(subnet_key),
                     _get(owner_key),

@@ -491,3 +491,42 @@ async def test_etcd_enforces_cool_down_against_a_stale_replica(
     back, _ = await blind.allocate(pod("p0"), ips=released.ips)
     assert back.ips == released.ips
     assert len(await blind.store.list_allocations("net1")) == 5
+
+
+async def test_etcd_group_commit_gives_each_caller_its_own_answer(
+    stores: Stores, clock: Clock
+) -> None:
+    """Allocations share transactions; one refused member does not sink the rest."""
+    if stores.kind != "etcd":
+        pytest.skip("etcd only")
+    from prometheus_client import REGISTRY
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    a = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    await a.start()
+    await subnet(a, "net1", "10.15.0.0/24")
+    blind = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    blind.rebuild(await blind.store.load())  # never hears of a's allocations
+    await a.allocate(pod("holder"), ips=["10.15.0.77"])
+    batches, failures = (
+        sample("kovn_ipam_etcd_txn_allocations_count"),
+        sample("kovn_ipam_etcd_batch_failures_total"),
+    )
+    grouped = sample("kovn_ipam_etcd_txn_allocations_sum")
+    results = await asyncio.gather(
+        blind.allocate(pod("thief"), ips=["10.15.0.77"]),
+        *(blind.allocate(pod(f"p{i}")) for i in range(40)),
+        return_exceptions=True,
+    )
+    thief, rest = results[0], results[1:]
+    assert isinstance(thief, AlreadyExists) and "net1/default/holder/eth0" in str(thief)
+    ips = [r[0].ips[0] for r in rest if isinstance(r, tuple)]
+    assert len(ips) == 40 and len(set(ips)) == 40 and "10.15.0.77" not in ips
+    calls = sample("kovn_ipam_etcd_txn_allocations_count") - batches
+    carried = sample("kovn_ipam_etcd_txn_allocations_sum") - grouped
+    assert calls < carried  # some transactions carried several allocations
+    assert sample("kovn_ipam_etcd_batch_failures_total") > failures
+    stored = await blind.store.list_allocations("net1")
+    assert len(stored) == 41
