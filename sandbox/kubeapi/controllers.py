@@ -38,6 +38,7 @@ class Controllers:
     def __init__(self, api: Api) -> None:
         self.api = api
         self._tasks: set[asyncio.Task[None]] = set()
+        self.namespace_lag = 0.5
         api.store.on_event.append(self._on_event)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -69,7 +70,13 @@ class Controllers:
         await fut
 
     async def terminate_namespace(self, ns: str) -> None:
-        """The namespace controller: delete the contents, then the namespace."""
+        """The namespace controller: delete the contents, then the namespace.
+
+        It starts after a short lag, as the real controller does (it is woken
+        by an informer and rediscovers the API first): clients such as
+        `kubectl delete -k` delete a namespace and then, one by one, its
+        objects, and expect to find them."""
+        await asyncio.sleep(self.namespace_lag)
         for rt in self.api.registry.types():
             if not rt.namespaced or rt.version != self._storage_version(rt):
                 continue

@@ -536,6 +536,10 @@ _TOP_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("networking.k8s.io", "networkpolicies"): frozenset({"spec"}),
     ("coordination.k8s.io", "leases"): frozenset({"spec"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): _SPEC_STATUS,
+    ("rbac.authorization.k8s.io", "roles"): frozenset({"rules"}),
+    ("rbac.authorization.k8s.io", "clusterroles"): frozenset({"rules", "aggregationRule"}),
+    ("rbac.authorization.k8s.io", "rolebindings"): frozenset({"subjects", "roleRef"}),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): frozenset({"subjects", "roleRef"}),
 }
 
 

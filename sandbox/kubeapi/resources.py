@@ -70,6 +70,8 @@ BUILTIN: list[ResourceType] = [
     _core("secrets", "Secret", True),
     _core("events", "Event", True, ("ev",)),
     _core("serviceaccounts", "ServiceAccount", True, ("sa",)),
+    _core("persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), status=True),
+    _core("persistentvolumes", "PersistentVolume", False, ("pv",), status=True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
@@ -81,6 +83,30 @@ BUILTIN: list[ResourceType] = [
         False,
         ("crd", "crds"),
         status=True,
+    ),
+    # Stored and served so manifests apply as on a real cluster; there are no
+    # controllers behind them here (a Deployment starts no pods).
+    *(
+        ResourceType("apps", "v1", plural, kind, True, short, status=True, categories=("all",))
+        for plural, kind, short in (
+            ("deployments", "Deployment", ("deploy",)),
+            ("daemonsets", "DaemonSet", ("ds",)),
+            ("replicasets", "ReplicaSet", ("rs",)),
+            ("statefulsets", "StatefulSet", ("sts",)),
+        )
+    ),
+    ResourceType("batch", "v1", "jobs", "Job", True, (), status=True, categories=("all",)),
+    ResourceType(
+        "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), status=True
+    ),
+    *(
+        ResourceType("rbac.authorization.k8s.io", "v1", plural, kind, namespaced)
+        for plural, kind, namespaced in (
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+        )
     ),
 ]
 

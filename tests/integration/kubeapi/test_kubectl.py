@@ -162,3 +162,18 @@ async def test_kubectl_crd_printer_columns_and_validation(kapi: Pair, tmp_path: 
     unknown = head + "metadata: {name: s3}\nspec: {cidrBlock: 10.0.0.0/8, extra: 1}\n"
     rc, out, err = await kubectl(srv, tmp_path, "create", "-f", "-", stdin=unknown)
     assert rc != 0 and 'unknown field "spec.extra"' in err
+
+
+MANIFESTS = Path(__file__).resolve().parents[3] / "manifests"
+
+
+@pytest.mark.skipif(not (MANIFESTS / "kustomization.yaml").exists(), reason="no manifests")
+async def test_kubectl_apply_and_delete_kovn_manifests(kapi: Pair, tmp_path: Path) -> None:
+    """kovn's own install manifests apply, re-apply and delete cleanly."""
+    srv, _ = kapi
+    for _ in range(2):  # create, then the client-side apply patch path
+        rc, out, err = await kubectl(srv, tmp_path, "apply", "-k", str(MANIFESTS))
+        assert rc == 0, err
+    assert "customresourcedefinition.apiextensions.k8s.io/subnets.kovn.io" in out
+    rc, out, err = await kubectl(srv, tmp_path, "delete", "-k", str(MANIFESTS))
+    assert rc == 0, err
