@@ -314,3 +314,44 @@ def test_agents_restart_keeps_pods_and_cleans_up_deleted_ones(make_sandbox: Make
     assert keep_after["metadata"]["resourceVersion"] == keep_before["metadata"]["resourceVersion"]
     with pytest.raises(cluster.SandboxError, match="already running"):
         cluster.start_agents(sbx.layout)
+
+
+BARRIER = """#!/usr/bin/env python3
+# ADD returns only once N ADDs are in flight together: a kubelet that
+# plugged pods one at a time would never get there.
+import json, os, sys, time
+conf = json.load(sys.stdin)
+if os.environ["CNI_COMMAND"] != "ADD":
+    sys.exit(0)
+d = os.path.join(os.path.dirname(os.path.realpath(__file__)), "inflight")
+os.makedirs(d, exist_ok=True)
+open(os.path.join(d, os.environ["CNI_CONTAINERID"]), "w").close()
+deadline = time.monotonic() + 20
+while len(os.listdir(d)) < conf["barrier"]:
+    if time.monotonic() > deadline:
+        print(json.dumps({"cniVersion": "1.0.0", "code": 11, "msg": "barrier not reached"}))
+        sys.exit(1)
+    time.sleep(0.01)
+n = len(os.listdir(d))
+print(json.dumps({"cniVersion": "1.0.0", "ips": [{"address": "10.99.0.%d/24" % (n % 250 + 1)}]}))
+"""
+
+
+def test_kubelet_plugs_many_pods_concurrently(make_sandbox: MakeSandbox) -> None:
+    sbx = make_sandbox(1)
+    node = sbx.node_layouts()[0].name
+    count = 12
+    plugin = sbx.layout.cni_bin_dir(node) / "sbxt-barrier"
+    plugin.write_text(BARRIER)
+    plugin.chmod(0o755)
+    conf_dir = sbx.layout.cni_conf_dir(node)
+    for old in conf_dir.iterdir():
+        old.unlink()
+    conf = {"cniVersion": "1.0.0", "name": "barrier",
+            "plugins": [{"type": "sbxt-barrier", "barrier": count}]}  # fmt: skip
+    (conf_dir / "10-barrier.conflist").write_text(json.dumps(conf))
+    names = [f"burst{i}" for i in range(count)]
+    sbx.kubectl("create", "-f", "-", input=yaml.safe_dump_all([json.loads(pod_yaml(n))
+                                                                 for n in names]))  # fmt: skip
+    sbx.kubectl("wait", "--for=condition=Ready", *[f"pod/{n}" for n in names], "--timeout=40s")
+    assert len(list((sbx.layout.cni_bin_dir(node) / "inflight").iterdir())) == count
