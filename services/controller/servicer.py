@@ -232,4 +232,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             mtu=net.mtu,
             cluster_cidrs=[c for s in ctx.pod_subnets() for c in s.cidr_strings],
             join_cidrs=ctx.join.cidr_strings,
+            nat_outgoing_cidrs=[
+                c for s in ctx.pod_subnets() if s.nat_outgoing for c in s.cidr_strings
+            ],
         )

@@ -345,7 +345,9 @@ async def test_dual_stack_subnet_and_node_removal(cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
     await cluster.namespace("v6")
-    await cluster.subnet("dual", cidrBlock="10.50.0.0/24,fd00:50::/120", namespaces=["v6"])
+    await cluster.subnet(
+        "dual", cidrBlock="10.50.0.0/24,fd00:50::/120", namespaces=["v6"], natOutgoing=True
+    )
     replica = await cluster.start_replica()
     await cluster.pod("v6", "both", node="n2")
     net = await _network(replica, "v6", "both")
@@ -360,7 +362,11 @@ async def test_dual_stack_subnet_and_node_removal(cluster: Cluster) -> None:
             controller_pb2.GetPodNetworkRequest(namespace="v6", name="both", node="n1"), timeout=5
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await replica.stub.GetNodeNetwork(controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=10)
+    n1 = await replica.stub.GetNodeNetwork(
+        controller_pb2.GetNodeNetworkRequest(node="n1"), timeout=10
+    )
+    assert list(n1.nat_outgoing_cidrs) == ["10.50.0.0/24", "fd00:50::/120"]
+    assert sorted(n1.cluster_cidrs) == ["10.16.0.0/16", "10.50.0.0/24", "fd00:50::/120"]
     assert "node-n1" in cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port")
     await cluster.kube.delete("/api/v1/nodes/n1")
 

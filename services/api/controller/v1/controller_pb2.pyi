@@ -80,7 +80,7 @@ class GetNodeNetworkRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class NodeNetwork(_message.Message):
-    __slots__ = ("node", "logical_port", "mac", "ips", "mtu", "cluster_cidrs", "join_cidrs")
+    __slots__ = ("node", "logical_port", "mac", "ips", "mtu", "cluster_cidrs", "join_cidrs", "nat_outgoing_cidrs")
     NODE_FIELD_NUMBER: _ClassVar[int]
     LOGICAL_PORT_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class NodeNetwork(_message.Message):
     MTU_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_CIDRS_FIELD_NUMBER: _ClassVar[int]
     JOIN_CIDRS_FIELD_NUMBER: _ClassVar[int]
+    NAT_OUTGOING_CIDRS_FIELD_NUMBER: _ClassVar[int]
     node: str
     logical_port: str
     mac: str
@@ -95,4 +96,5 @@ class NodeNetwork(_message.Message):
     mtu: int
     cluster_cidrs: _containers.RepeatedScalarFieldContainer[str]
     join_cidrs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node: _Optional[str] = ..., logical_port: _Optional[str] = ..., mac: _Optional[str] = ..., ips: _Optional[_Iterable[_Union[IPConfig, _Mapping]]] = ..., mtu: _Optional[int] = ..., cluster_cidrs: _Optional[_Iterable[str]] = ..., join_cidrs: _Optional[_Iterable[str]] = ...) -> None: ...
+    nat_outgoing_cidrs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[str] = ..., logical_port: _Optional[str] = ..., mac: _Optional[str] = ..., ips: _Optional[_Iterable[_Union[IPConfig, _Mapping]]] = ..., mtu: _Optional[int] = ..., cluster_cidrs: _Optional[_Iterable[str]] = ..., join_cidrs: _Optional[_Iterable[str]] = ..., nat_outgoing_cidrs: _Optional[_Iterable[str]] = ...) -> None: ...
