@@ -62,7 +62,7 @@ class Watcher:
     fields: list[FieldReq]
     render: Callable[[str, Obj, bytes | None], bytes]
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    max_backlog: int = 200_000
+    max_backlog: int = 100_000
     closed: bool = False
     # Events at or below this version are already reflected in what was sent.
     min_rv: int = 0
