@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any
 import structlog
 
 from sandbox import netns, underlay
-from sandbox.layout import STATE_FILE, Layout, LayoutError, NodeLayout
+from sandbox.layout import STATE_FILE, Layout, NodeLayout
 from sandbox.ovn import OvnCentral
 from sandbox.ovs import OvsNode
 
@@ -308,8 +309,6 @@ def _start_agents(lay: Layout) -> None:
         w = -1
         # Event, not poll: the agents write a line once nodes are registered
         # and the pod watch is synced; EOF means they died.
-        import select
-
         ready, _, _ = select.select([r], [], [], AGENTS_READY_TIMEOUT)
         line = os.read(r, 64) if ready else b""
     finally:
@@ -445,6 +444,3 @@ def daemons(lay: Layout) -> dict[str, dict[str, int | None]]:
         "agents": _process_alive(lay.dir / "agents.pid", "sandbox.agents"),
     }
     return out
-
-
-__all__ = ["LayoutError", "SandboxError", "down", "load", "up"]
