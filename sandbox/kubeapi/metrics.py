@@ -42,6 +42,8 @@ class Metrics:
             "kovn_kubeapi_objects", "Objects stored, all kinds.", registry=self.registry
         )
         objects.set_function(lambda: sum(len(v) for v in store.objects.values()))
+        watches = Gauge("kovn_kubeapi_watches", "Open watch streams.", registry=self.registry)
+        watches.set_function(store.watch_count)
 
     def observe(self, request: web.Request, code: int, seconds: float) -> None:
         verb = _VERBS.get(request.method, "get")

@@ -11,6 +11,7 @@ parses requests and renders results.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -613,8 +614,14 @@ class Api:
         spec = crd.get("spec") or {}
         gr = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
         self.registry.drop_crd(crd["metadata"]["name"])
-        for obj in list(self.store.drop_gr(gr)):
-            self.store.remove(gr, obj)
+        futs = [self.store.remove(gr, obj)[1] for obj in list(self.store.drop_gr(gr))]
+
+        async def end_watches() -> None:
+            # Watchers see every object's DELETED event, then their stream ends.
+            await asyncio.gather(*futs, return_exceptions=True)
+            self.store.end_watches(gr)
+
+        self.controllers.spawn(end_watches())
 
     async def delete_collection(
         self,

@@ -309,6 +309,16 @@ class Store:
         else:
             self._watchers.setdefault(w.gr, set()).add(w)
 
+    def end_watches(self, gr: GR) -> None:
+        """End every watch on a kind (its CRD is gone)."""
+        for w in list(self._watchers.get(gr, ())):
+            w.push(None)
+
+    def watch_count(self) -> int:
+        return sum(len(ws) for ws in self._watchers.values()) + sum(
+            len(ws) for ws in self._node_watchers.values()
+        )
+
     def unwatch(self, w: Watcher) -> None:
         w.closed = True
         node = w.node()

@@ -3,6 +3,7 @@ schema enforced the way Kubernetes enforces it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -284,10 +285,34 @@ async def test_deleting_crd_removes_its_objects_and_endpoint(
     await crds.create_cluster_custom_object(
         "kovn.io", "v1", "subnets", subnet("z", cidrBlock="1.0.0.0/8")
     )
+    lst = await crds.list_cluster_custom_object("kovn.io", "v1", "subnets")
+    seen: list[str] = []
+    connected = asyncio.Event()
+
+    async def watch_until_end() -> None:
+        w = watch.Watch()
+        async for ev in w.stream(
+            crds.list_cluster_custom_object,
+            "kovn.io",
+            "v1",
+            "subnets",
+            resource_version=lst["metadata"]["resourceVersion"],
+            timeout_seconds=30,
+        ):
+            seen.append(ev["type"])
+            connected.set()
+
+    watching = asyncio.create_task(watch_until_end())
+    await crds.create_cluster_custom_object(
+        "kovn.io", "v1", "subnets", subnet("probe", cidrBlock="1.0.0.0/8")
+    )
+    await asyncio.wait_for(connected.wait(), 10)  # the watch is open
     await client.ApiextensionsV1Api(kapi[1]).delete_custom_resource_definition("subnets.kovn.io")
     with pytest.raises(ApiException) as ei:
         await crds.list_cluster_custom_object("kovn.io", "v1", "subnets")
     assert ei.value.status == 404
+    await asyncio.wait_for(watching, 10)  # the stream ended well before its timeout
+    assert seen == ["ADDED", "DELETED", "DELETED"]
 
 
 async def test_invalid_crd_is_rejected(kapi: Pair) -> None:
