@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import signal
 import sys
@@ -19,8 +20,18 @@ from .server import KubeApiServer
 def _listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"--listen: expected HOST:PORT, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network: {value!r}") from None
+    if net.num_addresses < 16:
+        raise argparse.ArgumentTypeError(f"{value!r} is too small (fewer than 16 addresses)")
+    return str(net)
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -32,6 +43,7 @@ async def _run(args: argparse.Namespace) -> None:
         history_size=args.history_size,
         bookmark_interval=args.bookmark_interval,
         tls=args.tls,
+        service_cidr=args.service_cidr,
     )
     await srv.start()
     stop = asyncio.Event()
@@ -67,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=30.0,
         help="seconds between BOOKMARK events on watches that allow them",
+    )
+    p.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/16",
+        type=_cidr,
+        help="range Service cluster IPs are allocated from",
     )
     p.add_argument(
         "--tls",
