@@ -348,3 +348,28 @@ async def test_pod_spec_is_immutable_except_images(core: client.CoreV1Api) -> No
         with pytest.raises(ApiException) as ei:
             await core.patch_namespaced_pod("imm", "default", {"spec": change})
         assert ei.value.status == 422
+
+
+async def test_patch_with_resource_version_is_a_precondition(core: client.CoreV1Api) -> None:
+    cm = await core.create_namespaced_config_map("default", {"metadata": {"name": "pre"}})
+    await core.patch_namespaced_config_map("pre", "default", {"data": {"a": "1"}})
+    with pytest.raises(ApiException) as ei:
+        await core.patch_namespaced_config_map(
+            "pre",
+            "default",
+            {"metadata": {"resourceVersion": cm.metadata.resource_version}, "data": {"a": "2"}},
+            _content_type="application/merge-patch+json",
+        )
+    assert ei.value.status == 409
+
+
+async def test_immutable_metadata_survives_updates(core: client.CoreV1Api) -> None:
+    cm = await core.create_namespaced_config_map("default", {"metadata": {"name": "imm"}})
+    got = await core.patch_namespaced_config_map(
+        "imm",
+        "default",
+        {"metadata": {"uid": "forged", "creationTimestamp": "2000-01-01T00:00:00Z"}},
+        _content_type="application/merge-patch+json",
+    )
+    assert got.metadata.uid == cm.metadata.uid
+    assert got.metadata.creation_timestamp == cm.metadata.creation_timestamp
