@@ -5,6 +5,9 @@
 
 The ApiClient is configured from the server's kubeconfig, the same way kovn
 services load theirs, so a test also proves the kubeconfig works.
+
+Or as a pytest fixture: `from sandbox.kubeapi.testing import kubeapi` in a
+conftest.py, then take `kubeapi` (a (server, ApiClient) pair) in a test.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client, config
 
 from .server import KubeApiServer
@@ -38,3 +42,10 @@ async def running_kubeapi(
             await api_client.close()
     finally:
         await srv.stop()
+
+
+@pytest.fixture
+async def kubeapi(tmp_path: Path) -> AsyncIterator[tuple[KubeApiServer, client.ApiClient]]:
+    """A fresh embedded API server for one test, and a client for it."""
+    async with running_kubeapi(tmp_path) as pair:
+        yield pair
