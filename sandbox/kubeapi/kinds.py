@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import Any
 
+from . import netpol
 from .errors import ApiError, invalid
 from .resources import ResourceType
 from .schema import validate_crd_schema
@@ -27,6 +28,7 @@ _DNS1123_SUBDOMAIN = re.compile(
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
+NETPOL_GR = ("networking.k8s.io", "networkpolicies")
 # Kinds whose name is a DNS-1123 label rather than a subdomain.
 _LABEL_NAMED = {("", "namespaces"), ("", "services")}
 # Kinds whose status is reset on create (the status subresource owns it).
@@ -597,11 +599,15 @@ def prepare_create(rt: ResourceType, obj: Obj, ctx: KindContext) -> list[Cause]:
         obj.setdefault("spec", {})
     if gr == ("", "secrets"):
         _secret_string_data(obj)
+    if gr == NETPOL_GR:
+        return netpol.validate(obj)
     return []
 
 
 def prepare_update(rt: ResourceType, old: Obj, new: Obj, ctx: KindContext) -> list[Cause]:
     gr = rt.gr
+    if gr == NETPOL_GR:
+        return netpol.validate(new)
     if gr == ("", "secrets"):
         _secret_string_data(new)
     if gr == ("", "pods"):

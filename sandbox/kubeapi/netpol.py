@@ -1,0 +1,231 @@
+# ruff: noqa: E501  (messages quote the real API server word for word)
+"""NetworkPolicy validation, as the real API server's.
+
+kovn turns NetworkPolicies into OVN ACLs and trusts what the API hands it:
+peers that name exactly one kind of selector or an ipBlock, CIDRs that
+parse, `except` blocks inside their CIDR, known protocols, ports in range.
+So the stand-in must refuse what a real server refuses, with the same
+field paths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Any
+
+Obj = dict[str, Any]
+Cause = tuple[str, str, str]
+
+_IANA_SVC = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _show(v: Any) -> str:
+    return json.dumps(v)
+
+
+def _selector(sel: Any, path: str, causes: list[Cause]) -> None:
+    if not isinstance(sel, dict):
+        causes.append(
+            (path, "FieldValueTypeInvalid", "Invalid value: must be a label selector object")
+        )
+        return
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if not isinstance(v, str):
+            causes.append(
+                (
+                    f"{path}.matchLabels",
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(v)}: label values must be strings ({k})",
+                )
+            )
+    for i, expr in enumerate(sel.get("matchExpressions") or []):
+        p = f"{path}.matchExpressions[{i}]"
+        op = expr.get("operator") if isinstance(expr, dict) else None
+        if op not in _OPS:
+            causes.append(
+                (
+                    f"{p}.operator",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: {_show(op)}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
+                )
+            )
+            continue
+        values = expr.get("values") or []
+        if op in ("In", "NotIn") and not values:
+            causes.append(
+                (
+                    f"{p}.values",
+                    "FieldValueRequired",
+                    "Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                )
+            )
+        if op in ("Exists", "DoesNotExist") and values:
+            causes.append(
+                (
+                    f"{p}.values",
+                    "FieldValueForbidden",
+                    "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                )
+            )
+
+
+def _cidr(
+    value: Any, path: str, causes: list[Cause]
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(str(value), strict=False) if isinstance(value, str) else None
+    except ValueError:
+        pass
+    causes.append(
+        (
+            path,
+            "FieldValueInvalid",
+            f"Invalid value: {_show(value)}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+        )
+    )
+    return None
+
+
+def _peer(peer: Any, path: str, causes: list[Cause]) -> None:
+    if not isinstance(peer, dict):
+        causes.append((path, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+        return
+    kinds = [k for k in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(k) is not None]
+    if not kinds:
+        causes.append((path, "FieldValueRequired", "Required value: must specify a peer"))
+        return
+    if "ipBlock" in kinds and len(kinds) > 1:
+        causes.append(
+            (path, "FieldValueForbidden", "Forbidden: may not specify more than 1 peer type")
+        )
+    for k in ("podSelector", "namespaceSelector"):
+        if peer.get(k) is not None:
+            _selector(peer[k], f"{path}.{k}", causes)
+    block = peer.get("ipBlock")
+    if block is None:
+        return
+    if not isinstance(block, dict) or not block.get("cidr"):
+        causes.append((f"{path}.ipBlock.cidr", "FieldValueRequired", "Required value"))
+        return
+    net = _cidr(block["cidr"], f"{path}.ipBlock.cidr", causes)
+    for i, ex in enumerate(block.get("except") or []):
+        ex_net = _cidr(ex, f"{path}.ipBlock.except[{i}]", causes)
+        if (
+            net is not None
+            and ex_net is not None
+            and (
+                ex_net.version != net.version or not ex_net.subnet_of(net) or ex_net == net  # type: ignore[arg-type]
+            )
+        ):
+            causes.append(
+                (
+                    f"{path}.ipBlock.except[{i}]",
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(ex)}: must be a strict subset of `cidr`",
+                )
+            )
+
+
+def _port(port: Any, path: str, causes: list[Cause]) -> None:
+    if not isinstance(port, dict):
+        causes.append((path, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+        return
+    proto = port.get("protocol", "TCP")
+    if proto not in ("TCP", "UDP", "SCTP"):
+        causes.append(
+            (
+                f"{path}.protocol",
+                "FieldValueNotSupported",
+                f'Unsupported value: {_show(proto)}: supported values: "SCTP", "TCP", "UDP"',
+            )
+        )
+    p = port.get("port")
+    if isinstance(p, bool) or (p is not None and not isinstance(p, (int, str))):
+        causes.append(
+            (
+                f"{path}.port",
+                "FieldValueInvalid",
+                f"Invalid value: {_show(p)}: must be a port number or name",
+            )
+        )
+        return
+    if isinstance(p, int) and not 1 <= p <= 65535:
+        causes.append(
+            (
+                f"{path}.port",
+                "FieldValueInvalid",
+                f"Invalid value: {p}: must be between 1 and 65535, inclusive",
+            )
+        )
+    if isinstance(p, str) and (len(p) > 15 or not _IANA_SVC.match(p)):
+        causes.append(
+            (
+                f"{path}.port",
+                "FieldValueInvalid",
+                f"Invalid value: {_show(p)}: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), at most 15 characters, with at least one letter",
+            )
+        )
+    end = port.get("endPort")
+    if end is not None:
+        if not isinstance(p, int):
+            causes.append(
+                (
+                    f"{path}.endPort",
+                    "FieldValueRequired",
+                    "Required value: may not be specified when `port` is non-numeric",
+                )
+            )
+        elif not isinstance(end, int) or isinstance(end, bool) or end < p or end > 65535:
+            causes.append(
+                (
+                    f"{path}.endPort",
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(end)}: must be greater than or equal to `port`",
+                )
+            )
+
+
+def validate(policy: Obj) -> list[Cause]:
+    spec = policy.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "FieldValueRequired", "Required value")]
+    causes: list[Cause] = []
+    _selector(spec.get("podSelector", {}), "spec.podSelector", causes)
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        rules = spec.get(direction) or []
+        if not isinstance(rules, list):
+            causes.append(
+                (f"spec.{direction}", "FieldValueTypeInvalid", "Invalid value: must be a list")
+            )
+            continue
+        for i, rule in enumerate(rules):
+            base = f"spec.{direction}[{i}]"
+            if not isinstance(rule, dict):
+                causes.append((base, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+                continue
+            for j, port in enumerate(rule.get("ports") or []):
+                _port(port, f"{base}.ports[{j}]", causes)
+            for j, peer in enumerate(rule.get(peers_key) or []):
+                _peer(peer, f"{base}.{peers_key}[{j}]", causes)
+    types = spec.get("policyTypes") or []
+    for i, t in enumerate(types):
+        if t not in ("Ingress", "Egress"):
+            causes.append(
+                (
+                    f"spec.policyTypes[{i}]",
+                    "FieldValueNotSupported",
+                    f'Unsupported value: {_show(t)}: supported values: "Egress", "Ingress"',
+                )
+            )
+    if len(types) > 2:
+        causes.append(
+            (
+                "spec.policyTypes",
+                "FieldValueInvalid",
+                f"Invalid value: {_show(types)}: may not specify more than two policyTypes",
+            )
+        )
+    return causes
