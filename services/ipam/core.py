@@ -121,6 +121,7 @@ class IpamCore(Changes):
         self._busy: dict[str, asyncio.Event] = {}
         self._refresh: asyncio.Task[None] | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self._latency = ALLOCATE_SECONDS.labels(store.kind)
         _CORES.add(self)
 
     async def start(self) -> None:
@@ -428,7 +429,7 @@ class IpamCore(Changes):
                     CONFLICTS.labels(self.store.kind, "subnet").inc()
                     await self._reload()
                     continue
-                ALLOCATE_SECONDS.labels(self.store.kind).observe(time.perf_counter() - started)
+                self._latency.observe(time.perf_counter() - started)
                 log.info(
                     "allocated",
                     owner=owner.key,

@@ -475,13 +475,24 @@ class EtcdStore(Store):
             while self._queue:
                 batch: list[tuple[AllocationRecord, int, asyncio.Future[int]]] = []
                 compares = ops = 0
+                keys: set[str] = set()  # etcd refuses a key written twice in one txn
                 while self._queue:
                     rec = self._queue[0][0]
                     n = len(rec.ips)
-                    if batch and (compares + 3 + 2 * n > _TXN_OPS or ops + 2 + 2 * n > _TXN_OPS):
+                    mine = {
+                        rec.owner.key,
+                        rec.mac,
+                        *(f"{rec.owner.network}/{ip}" for ip in rec.ips),
+                    }
+                    if batch and (
+                        compares + 3 + 2 * n > _TXN_OPS
+                        or ops + 2 + 2 * n > _TXN_OPS
+                        or not keys.isdisjoint(mine)
+                    ):
                         break
                     batch.append(self._queue.popleft())
                     compares, ops = compares + 3 + 2 * n, ops + 2 + 2 * n
+                    keys |= mine
                 try:
                     await self._commit_batch(batch)
                 except BaseException:
@@ -515,12 +526,14 @@ class EtcdStore(Store):
                 success += s
             try:
                 resp = await self._txn(compare, success)
-            except Exception as err:  # e.g. etcd unreachable: every caller hears it
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(err)
-                return
-            if resp.succeeded:
+            except Unavailable as err:
+                if err.retry_after is not None:  # etcd unreachable: every caller hears it
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(err)
+                    return
+                resp = None  # refused as a request (a limit): one by one below
+            if resp is not None and resp.succeeded:
                 for _, _, fut in batch:
                     if not fut.done():
                         fut.set_result(int(resp.header.revision))

@@ -100,6 +100,26 @@ class _Writer(threading.Thread):
     @staticmethod
     def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        # Optimistically the whole batch at once (nearly every operation
+        # succeeds); if one refuses, undo and replay the batch with a
+        # savepoint per operation so the others still commit.
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [(fut, op(conn), None) for op, fut in batch]
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = _Writer._run_each(conn, batch)
+        if results:
+            loop = results[0][0].get_loop()
+            loop.call_soon_threadsafe(_resolve, results)
+
+    @staticmethod
+    def _run_each(
+        conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
@@ -119,9 +139,7 @@ class _Writer(threading.Thread):
                 conn.execute("ROLLBACK")
             failure = Unavailable(f"sqlite store: {err}")
             results = [(fut, None, failure) for _, fut in batch]
-        if results:
-            loop = results[0][0].get_loop()
-            loop.call_soon_threadsafe(_resolve, results)
+        return results
 
 
 def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

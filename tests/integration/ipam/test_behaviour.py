@@ -530,3 +530,38 @@ async def test_etcd_group_commit_gives_each_caller_its_own_answer(
     assert sample("kovn_ipam_etcd_batch_failures_total") > failures
     stored = await blind.store.list_allocations("net1")
     assert len(stored) == 41
+
+
+async def test_store_refuses_a_duplicate_among_concurrent_writes(stores: Stores) -> None:
+    """Whatever the allocator believes, the store never holds an address or MAC twice."""
+    from services.ipam.model import AllocationRecord
+    from services.ipam.store.base import AddressTaken, MacTaken, OwnerExists
+
+    store = await stores.open()
+    spec = SubnetSpec("net1", ["10.16.0.0/24"], ["10.16.0.1"], [])
+    revision = await store.create_subnet(spec)
+
+    def rec(name: str, ip: str, mac: str) -> AllocationRecord:
+        return AllocationRecord(pod(name), [ip], mac, created_ms=1)
+
+    good = [rec(f"g{i}", f"10.16.0.{10 + i}", f"0a:00:00:00:00:{i:02x}") for i in range(20)]
+    rivals = {  # each collides with one good record; which of the two wins is a race
+        0: (rec("dup-ip", "10.16.0.10", "0a:00:00:00:01:01"), AddressTaken),
+        5: (rec("dup-mac", "10.16.0.99", "0a:00:00:00:00:05"), MacTaken),
+        9: (rec("g9", "10.16.0.98", "0a:00:00:00:01:02"), OwnerExists),
+    }
+    records = [*good[:10], *(r for r, _ in rivals.values()), *good[10:]]
+    results = await asyncio.gather(
+        *(store.create_allocation(r, revision) for r in records), return_exceptions=True
+    )
+    outcome = dict(zip((id(r) for r in records), results, strict=True))
+    for i, (rival, refusal) in rivals.items():
+        pair = [outcome[id(good[i])], outcome[id(rival)]]
+        lost = [r for r in pair if isinstance(r, BaseException)]
+        assert len(lost) == 1 and isinstance(lost[0], refusal), pair
+    others = [outcome[id(g)] for i, g in enumerate(good) if i not in rivals]
+    assert not [r for r in others if isinstance(r, BaseException)]
+    stored = await store.list_allocations("net1")
+    assert len(stored) == 20
+    ips = [ip for r in stored for ip in r.ips]
+    assert len(set(ips)) == len(ips) and len({r.mac for r in stored}) == 20
