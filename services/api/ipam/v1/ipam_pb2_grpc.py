@@ -170,8 +170,11 @@ class IpamServicer:
 
     def Allocate(self, request, context):
         """Idempotent per owner: the same owner gets the same allocation back
-        (reused = true). Asking an existing owner for a different fixed IP, MAC,
-        pool or family set is FAILED_PRECONDITION, never a silent move.
+        (reused = true; the record keeps the pod_uid and container_id of the
+        call that created it). Asking an existing owner for a different fixed
+        IP, MAC, pool or family set is FAILED_PRECONDITION, never a silent move.
+        A fixed IP released by another owner less than the cool-down ago is
+        UNAVAILABLE (retry later); its previous owner may take it back at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
