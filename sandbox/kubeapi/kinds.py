@@ -13,7 +13,7 @@ import ipaddress
 import re
 from typing import Any
 
-from . import netpol
+from . import networking
 from .errors import ApiError, invalid
 from .resources import ResourceType
 from .schema import validate_crd_schema
@@ -29,6 +29,7 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 NETPOL_GR = ("networking.k8s.io", "networkpolicies")
+SLICE_GR = ("discovery.k8s.io", "endpointslices")
 # Kinds whose name is a DNS-1123 label rather than a subdomain.
 _LABEL_NAMED = {("", "namespaces"), ("", "services")}
 # Kinds whose status is reset on create (the status subresource owns it).
@@ -600,14 +601,22 @@ def prepare_create(rt: ResourceType, obj: Obj, ctx: KindContext) -> list[Cause]:
     if gr == ("", "secrets"):
         _secret_string_data(obj)
     if gr == NETPOL_GR:
-        return netpol.validate(obj)
+        return networking.validate_network_policy(obj)
+    if gr == ("", "endpoints"):
+        return networking.validate_endpoints(obj)
+    if gr == SLICE_GR:
+        return networking.validate_endpoint_slice(obj)
     return []
 
 
 def prepare_update(rt: ResourceType, old: Obj, new: Obj, ctx: KindContext) -> list[Cause]:
     gr = rt.gr
     if gr == NETPOL_GR:
-        return netpol.validate(new)
+        return networking.validate_network_policy(new)
+    if gr == ("", "endpoints"):
+        return networking.validate_endpoints(new)
+    if gr == SLICE_GR:
+        return networking.validate_endpoint_slice(new, old)
     if gr == ("", "secrets"):
         _secret_string_data(new)
     if gr == ("", "pods"):

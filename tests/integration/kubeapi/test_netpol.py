@@ -92,3 +92,45 @@ async def test_update_is_validated_too(kapi: Pair) -> None:
             "u", "default", {"spec": {"policyTypes": ["Nope"]}}
         )
     assert ei.value.status == 422
+
+
+async def test_endpoints_and_slices_are_validated(kapi: Pair) -> None:
+    core = client.CoreV1Api(kapi[1])
+    disc = client.DiscoveryV1Api(kapi[1])
+    with pytest.raises(ApiException) as ei:
+        await core.create_namespaced_endpoints(
+            "default",
+            {
+                "metadata": {"name": "e"},
+                "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80}]}],
+            },
+        )
+    assert ei.value.status == 422
+    assert (
+        json.loads(ei.value.body)["details"]["causes"][0]["field"] == "subsets[0].addresses[0].ip"
+    )
+    with pytest.raises(ApiException) as ei:
+        await disc.create_namespaced_endpoint_slice(
+            "default",
+            {
+                "metadata": {"name": "s"},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["fd00::1"]}],
+            },
+        )
+    assert ei.value.status == 422
+    es = await disc.create_namespaced_endpoint_slice(
+        "default",
+        {
+            "metadata": {"name": "s"},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"]}],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+    )
+    assert es.address_type == "IPv4"
+    with pytest.raises(ApiException) as ei:  # addressType is immutable
+        await disc.patch_namespaced_endpoint_slice(
+            "s", "default", {"addressType": "IPv6", "endpoints": []}
+        )
+    assert ei.value.status == 422

@@ -1,11 +1,12 @@
 # ruff: noqa: E501  (messages quote the real API server word for word)
-"""NetworkPolicy validation, as the real API server's.
+"""Validation of the networking kinds kovn consumes, as the real API server's.
 
-kovn turns NetworkPolicies into OVN ACLs and trusts what the API hands it:
-peers that name exactly one kind of selector or an ipBlock, CIDRs that
-parse, `except` blocks inside their CIDR, known protocols, ports in range.
-So the stand-in must refuse what a real server refuses, with the same
-field paths.
+kovn turns NetworkPolicies into OVN ACLs and Endpoints/EndpointSlices into
+load-balancer backends, and trusts what the API hands it: peers that name
+one kind of selector or an ipBlock, CIDRs that parse, `except` blocks inside
+their CIDR, known protocols, ports in range, endpoint addresses that are IPs
+of the declared family. So the stand-in must refuse what a real server
+refuses, with the same field paths.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def _port(port: Any, path: str, causes: list[Cause]) -> None:
             )
 
 
-def validate(policy: Obj) -> list[Cause]:
+def validate_network_policy(policy: Obj) -> list[Cause]:
     spec = policy.get("spec")
     if not isinstance(spec, dict):
         return [("spec", "FieldValueRequired", "Required value")]
@@ -228,4 +229,123 @@ def validate(policy: Obj) -> list[Cause]:
                 f"Invalid value: {_show(types)}: may not specify more than two policyTypes",
             )
         )
+    return causes
+
+
+def _endpoint_ip(ip: Any, path: str, causes: list[Cause], family: int | None = None) -> None:
+    try:
+        addr = ipaddress.ip_address(ip) if isinstance(ip, str) else None
+    except ValueError:
+        addr = None
+    if addr is None:
+        causes.append(
+            (path, "FieldValueInvalid", f"Invalid value: {_show(ip)}: must be a valid IP address")
+        )
+        return
+    if family is not None:  # EndpointSlices: the declared family only
+        if addr.version != family:
+            causes.append(
+                (
+                    path,
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(ip)}: must be an IPv{family} address",
+                )
+            )
+    elif addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_unspecified:
+        causes.append(
+            (
+                path,
+                "FieldValueInvalid",
+                f"Invalid value: {_show(ip)}: may not be in the loopback, link-local, multicast or unspecified ranges",
+            )
+        )
+
+
+def _endpoint_port(port: Any, path: str, causes: list[Cause], required: bool) -> None:
+    if not isinstance(port, dict):
+        causes.append((path, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+        return
+    p = port.get("port")
+    if p is None:
+        if required:
+            causes.append((f"{path}.port", "FieldValueRequired", "Required value"))
+    elif isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535:
+        causes.append(
+            (
+                f"{path}.port",
+                "FieldValueInvalid",
+                f"Invalid value: {_show(p)}: must be between 1 and 65535, inclusive",
+            )
+        )
+    proto = port.get("protocol", "TCP")
+    if proto not in ("TCP", "UDP", "SCTP"):
+        causes.append(
+            (
+                f"{path}.protocol",
+                "FieldValueNotSupported",
+                f'Unsupported value: {_show(proto)}: supported values: "SCTP", "TCP", "UDP"',
+            )
+        )
+
+
+def validate_endpoints(ep: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, subset in enumerate(ep.get("subsets") or []):
+        base = f"subsets[{i}]"
+        if not isinstance(subset, dict):
+            causes.append((base, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+            continue
+        for key in ("addresses", "notReadyAddresses"):
+            for j, a in enumerate(subset.get(key) or []):
+                ip = a.get("ip") if isinstance(a, dict) else None
+                _endpoint_ip(ip, f"{base}.{key}[{j}].ip", causes)
+        for j, port in enumerate(subset.get("ports") or []):
+            _endpoint_port(port, f"{base}.ports[{j}]", causes, required=True)
+    return causes
+
+
+def validate_endpoint_slice(es: Obj, old: Obj | None = None) -> list[Cause]:
+    causes: list[Cause] = []
+    family_name = es.get("addressType")
+    if family_name not in ("IPv4", "IPv6", "FQDN"):
+        return [
+            (
+                "addressType",
+                "FieldValueNotSupported",
+                f'Unsupported value: {_show(family_name)}: supported values: "FQDN", "IPv4", "IPv6"',
+            )
+        ]
+    if old is not None and old.get("addressType") != family_name:
+        causes.append(
+            (
+                "addressType",
+                "FieldValueInvalid",
+                f"Invalid value: {_show(family_name)}: field is immutable",
+            )
+        )
+    family = {"IPv4": 4, "IPv6": 6}.get(family_name)
+    for i, endpoint in enumerate(es.get("endpoints") or []):
+        addrs = endpoint.get("addresses") if isinstance(endpoint, dict) else None
+        if not addrs:
+            causes.append(
+                (
+                    f"endpoints[{i}].addresses",
+                    "FieldValueRequired",
+                    "Required value: must contain at least 1 address",
+                )
+            )
+            continue
+        if len(addrs) > 100:
+            causes.append(
+                (
+                    f"endpoints[{i}].addresses",
+                    "FieldValueTooMany",
+                    f"Too many: {len(addrs)}: must have at most 100 items",
+                )
+            )
+        if family is not None:
+            for j, ip in enumerate(addrs):
+                _endpoint_ip(ip, f"endpoints[{i}].addresses[{j}]", causes, family)
+    for i, port in enumerate(es.get("ports") or []):
+        _endpoint_port(port, f"ports[{i}]", causes, required=False)
     return causes
