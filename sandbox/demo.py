@@ -171,9 +171,9 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def _subnets(lay: Layout) -> list[tuple[str, str, str, str]]:
+def _subnets(lay: Layout) -> list[tuple[str, ...]]:
     st = components.Settings.load(lay)
-    rows = [("ovn-default", st.default_subnet_cidr, "(default)", "pods without a subnet")]
+    rows: list[tuple[str, ...]] = [("ovn-default", st.default_subnet_cidr, "(default)", "pods without a subnet")]
     listing = json.loads(kubectl(lay, "get", "subnets", "-o", "json"))
     for s in listing["items"]:
         spec, status = s.get("spec", {}), s.get("status", {})
@@ -195,7 +195,7 @@ def report(lay: Layout) -> bool:
     health = components.health(lay)
     joins = components.node_addresses(lay)
     print("NODES")
-    rows = [("NODE", "UNDERLAY IP", "KOVN0 (JOIN)", "DATAPLANE")]
+    rows: list[tuple[str, ...]] = [("NODE", "UNDERLAY IP", "KOVN0 (JOIN)", "DATAPLANE")]
     for n in lay.nodes:
         rows.append(
             (n.name, n.underlay_ip, joins[n.name] or "-",
