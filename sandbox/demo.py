@@ -173,7 +173,8 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 def _subnets(lay: Layout) -> list[tuple[str, ...]]:
     st = components.Settings.load(lay)
-    rows: list[tuple[str, ...]] = [("ovn-default", st.default_subnet_cidr, "(default)", "pods without a subnet")]
+    default = ("ovn-default", st.default_subnet_cidr, "(default)", "pods without a subnet")
+    rows: list[tuple[str, ...]] = [default]
     listing = json.loads(kubectl(lay, "get", "subnets", "-o", "json"))
     for s in listing["items"]:
         spec, status = s.get("spec", {}), s.get("status", {})
