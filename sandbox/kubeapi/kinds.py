@@ -288,10 +288,50 @@ def _service_prepare(
                     f'Unsupported value: {_show(p["protocol"])}: supported values: "SCTP", "TCP", "UDP"',
                 )
             )
+    seen: set[tuple[Any, Any]] = set()
+    for i, p in enumerate(ports):
+        if not isinstance(p, dict) or not isinstance(p.get("port"), int):
+            continue
+        if not 1 <= p["port"] <= 65535:
+            causes.append(
+                (
+                    f"spec.ports[{i}].port",
+                    "FieldValueInvalid",
+                    f"Invalid value: {p['port']}: must be between 1 and 65535, inclusive",
+                )
+            )
+        if (p["port"], p.get("protocol")) in seen:
+            causes.append(
+                (
+                    f"spec.ports[{i}]",
+                    "FieldValueDuplicate",
+                    f'Duplicate value: core.ServicePort{{Port:{p["port"]}, Protocol:"{p.get("protocol")}"}}',
+                )
+            )
+        seen.add((p["port"], p.get("protocol")))
+        node_port = p.get("nodePort")
+        if node_port is not None and (
+            not isinstance(node_port, int) or not 30000 <= node_port <= 32767
+        ):
+            causes.append(
+                (
+                    f"spec.ports[{i}].nodePort",
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(node_port)}: provided port is not in the valid range. The range of valid ports is 30000-32767",
+                )
+            )
     if len(ports) > 1:
         for i, p in enumerate(ports):
             if isinstance(p, dict) and not p.get("name"):
                 causes.append((f"spec.ports[{i}].name", "FieldValueRequired", "Required value"))
+    if spec.get("sessionAffinity") not in ("None", "ClientIP"):
+        causes.append(
+            (
+                "spec.sessionAffinity",
+                "FieldValueNotSupported",
+                f'Unsupported value: {_show(spec.get("sessionAffinity"))}: supported values: "ClientIP", "None"',
+            )
+        )
     if causes:
         return causes
     if stype == "ExternalName":

@@ -373,3 +373,23 @@ async def test_immutable_metadata_survives_updates(core: client.CoreV1Api) -> No
     )
     assert got.metadata.uid == cm.metadata.uid
     assert got.metadata.creation_timestamp == cm.metadata.creation_timestamp
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"ports": [{"port": 0}]}, "spec.ports[0].port"),
+        ({"ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "b"}]}, "spec.ports[1]"),
+        ({"ports": [{"port": 80}, {"port": 81}]}, "spec.ports[0].name"),
+        ({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}, "spec.ports[0].nodePort"),
+        ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
+        ({"type": "Weird", "ports": [{"port": 80}]}, "spec.type"),
+    ],
+)
+async def test_invalid_service_is_422(
+    core: client.CoreV1Api, spec: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApiException) as ei:
+        await core.create_namespaced_service("default", {"metadata": {"name": "bad"}, "spec": spec})
+    assert ei.value.status == 422
+    assert status_of(ei.value)["details"]["causes"][0]["field"] == field
