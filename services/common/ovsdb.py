@@ -120,6 +120,7 @@ class Ovsdb:
     """One OVSDB connection, its IDL thread and its replica."""
 
     MAX_ATTEMPTS = 20
+    MAX_BATCH = 64
 
     def __init__(
         self, remote: str, database: str, tables: Mapping[str, Iterable[str] | None]
@@ -132,7 +133,7 @@ class Ovsdb:
         self._waiters: list[_Waiter] = []
         self._watchers: dict[str, list[Callable[[str, Any, Any], None]]] = {}
         self._txn: ovs.db.idl.Transaction | None = None
-        self._txn_call: _Call | None = None
+        self._txn_calls: list[_Call] = []
         self._pending: collections.deque[_Call] = collections.deque()
         self._retry_seqno: int | None = None  # a TRY_AGAIN waits for a newer replica
         self._wake_r, self._wake_w = os.pipe()
@@ -218,10 +219,19 @@ class Ovsdb:
             return await future
         return await asyncio.wait_for(future, timeout)
 
-    async def transact(self, fn: Callable[[Any, Tables], T], *, timeout: float = 10.0) -> T:
-        """Run fn(txn, tables) in the IDL thread and commit it."""
+    async def transact(
+        self, fn: Callable[[Any, Tables], T], *, timeout: float = 10.0, batch: bool = False
+    ) -> T:
+        """Run fn(txn, tables) in the IDL thread and commit it.
+
+        With batch, fn may share one OVSDB transaction with other batchable
+        calls queued at the same moment (group commit). It must then change
+        shared rows only by mutation (addvalue/delvalue/setkey of its own
+        keys), and be safe to run again: if the shared transaction fails,
+        every call is retried alone, so one bad call fails only itself.
+        """
         try:
-            result: T = await self._submit("txn", fn, timeout)
+            result: T = await self._submit("txn", fn, timeout, batch=batch)
         except TimeoutError:
             raise OvsdbError(
                 f"transaction on {self.remote} took longer than {timeout:g}s"
@@ -324,9 +334,9 @@ class Ovsdb:
         self._fail_all(OvsdbError(f"OVSDB connection to {self.remote} closed"))
 
     def _fail_all(self, exc: Exception) -> None:
-        if self._txn_call is not None:
-            _reject(self._txn_call.loop, self._txn_call.future, exc)
-            self._txn_call = None
+        for call in self._txn_calls:
+            _reject(call.loop, call.future, exc)
+        self._txn_calls = []
         for call in self._pending:
             _reject(call.loop, call.future, exc)
         self._pending.clear()
@@ -377,20 +387,53 @@ class Ovsdb:
         if not self._usable(idl):
             return  # (re)connecting: transactions wait for the resync
         while self._txn is None and self._pending:
-            call = self._pending.popleft()
-            if call.future.done():
+            group = self._next_group()
+            if not group:
                 continue
-            call.attempts += 1
             txn = ovs.db.idl.Transaction(idl)
-            try:
-                call.extra["result"] = call.fn(txn, idl.tables)
-            except Exception as exc:
+            failed: tuple[_Call, Exception] | None = None
+            for call in group:
+                call.attempts += 1
+                try:
+                    call.extra["result"] = call.fn(txn, idl.tables)
+                except Exception as exc:
+                    failed = (call, exc)
+                    break
+            if failed is not None:
                 txn.abort()
                 txn.commit()
-                _reject(call.loop, call.future, exc)
+                if len(group) == 1:
+                    _reject(failed[0].loop, failed[0].future, failed[1])
+                else:
+                    self._split(group)  # each gets its own answer
                 continue
-            self._txn, self._txn_call = txn, call
+            self._txn, self._txn_calls = txn, group
             self._finish_txn(txn.commit())
+
+    def _next_group(self) -> list[_Call]:
+        """The next transaction's calls: one, or a run of batchable ones
+        (group commit: many small independent changes, one round trip)."""
+        first = self._pending.popleft()
+        if first.future.done():
+            return []
+        group = [first]
+        if first.extra.get("batch") and not first.extra.get("solo"):
+            while self._pending and len(group) < self.MAX_BATCH:
+                nxt = self._pending[0]
+                if nxt.future.done():
+                    self._pending.popleft()
+                    continue
+                if not nxt.extra.get("batch") or nxt.extra.get("solo"):
+                    break
+                group.append(self._pending.popleft())
+        return group
+
+    def _split(self, group: list[_Call]) -> None:
+        """Run a failed group's calls one by one, so a failure is only its own."""
+        for call in reversed(group):
+            call.attempts -= 1
+            call.extra["solo"] = True
+            self._pending.appendleft(call)
 
     def _connected_now(self) -> bool:
         return self._idl is not None and self._usable(self._idl)
@@ -405,25 +448,29 @@ class Ovsdb:
         self._begin_txn(idl)
 
     def _finish_txn(self, status: str) -> None:
-        txn, call = self._txn, self._txn_call
-        if txn is None or call is None or status == ovs.db.idl.Transaction.INCOMPLETE:
+        txn, calls = self._txn, self._txn_calls
+        if txn is None or not calls or status == ovs.db.idl.Transaction.INCOMPLETE:
             return
-        self._txn = self._txn_call = None
+        self._txn, self._txn_calls = None, []
         if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED):
-            _resolve(call.loop, call.future, call.extra.get("result"))
+            for call in calls:
+                _resolve(call.loop, call.future, call.extra.get("result"))
         elif status == ovs.db.idl.Transaction.TRY_AGAIN and (
-            call.attempts < self.MAX_ATTEMPTS or not self._connected_now()
+            max(call.attempts for call in calls) < self.MAX_ATTEMPTS or not self._connected_now()
         ):
-            if not self._connected_now():
-                call.attempts -= 1  # lost the connection: not the transaction's fault
-            self._pending.appendleft(call)
+            for call in reversed(calls):
+                if not self._connected_now():
+                    call.attempts -= 1  # lost the connection: not the transaction's fault
+                self._pending.appendleft(call)
             # Retry once the replica has changed (a conflicting update, or a
             # reconnect and resync): retrying sooner would only fail again.
             self._retry_seqno = self._idl.change_seqno if self._idl is not None else None
+        elif len(calls) > 1:
+            self._split(calls)
         else:
             error = txn.get_error() or status
             _reject(
-                call.loop,
-                call.future,
+                calls[0].loop,
+                calls[0].future,
                 OvsdbError(f"transaction on {self.remote} failed: {error}"),
             )

@@ -134,7 +134,9 @@ async def plug(
             port.qos = [qos]
         br.addvalue("ports", port.uuid)
 
-    await db.transact(txn_fn, timeout=timeout)
+    # Concurrent ADDs share transactions (group commit): each only adds its
+    # own rows and mutates Bridge.ports.
+    await db.transact(txn_fn, timeout=timeout, batch=True)
 
 
 def _remove_port(tables: Mapping[str, Any], br: Any, name: str) -> bool:
@@ -165,7 +167,7 @@ async def unplug(db: Ovsdb, names: list[str], *, timeout: float = 10.0) -> int:
     def txn_fn(txn: Any, tables: Mapping[str, Any]) -> int:
         return sum(_remove_port(tables, None, name) for name in names)
 
-    removed: int = await db.transact(txn_fn, timeout=timeout)
+    removed: int = await db.transact(txn_fn, timeout=timeout, batch=True)
     return removed
 
 
@@ -178,7 +180,7 @@ async def mark_acked(db: Ovsdb, host: str, *, timeout: float = 10.0) -> None:
             raise LookupError(f"interface {host} vanished")
         iface.setkey("external_ids", att.ACKED, "true")
 
-    await db.transact(txn_fn, timeout=timeout)
+    await db.transact(txn_fn, timeout=timeout, batch=True)
 
 
 async def attachments(db: Ovsdb) -> list[Attachment]:

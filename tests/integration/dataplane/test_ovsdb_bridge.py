@@ -78,6 +78,18 @@ async def test_transact_and_read(db: Ovsdb) -> None:
     assert {f"kdpbr-{i}" for i in range(30)} <= await db.read(_names)
 
 
+async def test_batched_transactions_fail_alone(db: Ovsdb) -> None:
+    await db.transact(_add_bridge("kdpbr-taken"))
+    names = [f"kdpbr-b{i}" for i in range(20)]
+    calls = [db.transact(_add_bridge(n), batch=True) for n in names[:10]]
+    calls.append(db.transact(_add_bridge("kdpbr-taken"), batch=True))  # constraint violation
+    calls += [db.transact(_add_bridge(n), batch=True) for n in names[10:]]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[10], OvsdbError) and "constraint" in str(results[10])
+    assert [r for i, r in enumerate(results) if i != 10] == names
+    assert set(names) <= await db.read(_names)
+
+
 async def test_failures_are_errors_and_change_nothing(db: Ovsdb) -> None:
     await db.transact(_add_bridge("kdpbr-dup"))
     with pytest.raises(OvsdbError, match="constraint violation"):
