@@ -80,6 +80,16 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+async def etcd_stores(etcd: EtcdServer, tmp_path: Path) -> AsyncIterator[Stores]:
+    """For what only a shared store has: several replicas, endpoints, batching."""
+    s = Stores("etcd", tmp_path, etcd)
+    try:
+        yield s
+    finally:
+        await s.close_all()
+
+
+@pytest.fixture
 async def make_core(stores: Stores, clock: Clock) -> AsyncIterator[object]:
     async def make(cooldown: float = 30.0) -> IpamCore:
         core = IpamCore(

@@ -371,11 +371,10 @@ async def test_update_subnet_keeps_pools_whole(core: IpamCore) -> None:
 
 
 async def test_two_replicas_agree_without_waiting_for_each_other(
-    stores: Stores, clock: Clock
+    etcd_stores: Stores, clock: Clock
 ) -> None:
     """Replicas on one etcd: every answer is right even before the watch catches up."""
-    if stores.kind != "etcd":
-        pytest.skip("one replica only on SQLite")
+    stores = etcd_stores
     a = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
     b = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
     await a.start()
@@ -399,10 +398,9 @@ async def test_two_replicas_agree_without_waiting_for_each_other(
     assert [r.owner.pod for r in records] == ["fixed"]
 
 
-async def test_etcd_endpoint_failover(stores: Stores, clock: Clock) -> None:
+async def test_etcd_endpoint_failover(etcd_stores: Stores, clock: Clock) -> None:
     """A dead first endpoint costs one failed attempt, not the service."""
-    if stores.kind != "etcd":
-        pytest.skip("etcd only")
+    stores = etcd_stores
     from services.ipam.store.etcd import EtcdStore
     from tests.integration.ipam.procs import free_port
 
@@ -470,11 +468,10 @@ async def test_a_release_seen_from_another_replica_still_cools_down(core: IpamCo
 
 
 async def test_etcd_enforces_cool_down_against_a_stale_replica(
-    stores: Stores, clock: Clock
+    etcd_stores: Stores, clock: Clock
 ) -> None:
     """A replica whose view missed everything still cannot take a cooling address."""
-    if stores.kind != "etcd":
-        pytest.skip("etcd only")
+    stores = etcd_stores
     a = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
     await a.start()
     await subnet(a, "net1", "10.14.0.0/29")  # five usable addresses
@@ -494,11 +491,10 @@ async def test_etcd_enforces_cool_down_against_a_stale_replica(
 
 
 async def test_etcd_group_commit_gives_each_caller_its_own_answer(
-    stores: Stores, clock: Clock
+    etcd_stores: Stores, clock: Clock
 ) -> None:
     """Allocations share transactions; one refused member does not sink the rest."""
-    if stores.kind != "etcd":
-        pytest.skip("etcd only")
+    stores = etcd_stores
     from prometheus_client import REGISTRY
 
     def sample(name: str) -> float:
