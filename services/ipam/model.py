@@ -7,6 +7,7 @@ protobuf messages), so that none of those layers depends on another's types.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -36,8 +37,8 @@ class Owner:
     pod: str
     nic: str = DEFAULT_NIC
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # the store key; asked for many times per allocation
         return f"{self.network}/{self.namespace}/{self.pod}/{self.nic}"
 
     @classmethod
