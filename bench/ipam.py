@@ -4,6 +4,8 @@ Cases, all in one run on this machine:
 - gRPC floor: the same clients calling grpc.health.v1 Check on the same
   server (what any unary call costs here; the baseline of the SQLite row);
 - one replica on SQLite;
+- the same allocations in-process (servicer + core + SQLite, no gRPC): what
+  the service itself costs, apart from the transport;
 - three replicas on one etcd (clients spread over the replicas);
 - the etcd client choice: a conditional put (create-if-absent Txn) through
   etcd's gRPC API and through its JSON gateway (/v3/kv/txn over aiohttp),
@@ -137,6 +139,39 @@ async def _sqlite_and_floor(work: Path, n: int, rounds: int) -> list[Row]:
     return rows
 
 
+async def _in_process(work: Path, n: int, rounds: int) -> list[Row]:
+    """The service's own cost: servicer + core + SQLite store, no gRPC transport."""
+    from services.ipam.core import IpamCore
+    from services.ipam.servicer import IpamServicer
+    from services.ipam.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(work / "inproc.db"))
+    await store.open()
+    try:
+        core = IpamCore(store, cooldown_seconds=30)
+        await core.start()
+        servicer = IpamServicer(core)
+
+        async def make(r: int) -> Callable[[int], Awaitable[object]]:
+            name = f"inproc-{r}"
+            subnet = ipam_pb2.Subnet(name=name, cidrs=[f"10.{150 + r}.0.0/16"])
+            await servicer.CreateSubnet(ipam_pb2.CreateSubnetRequest(subnet=subnet), None)  # type: ignore[arg-type]
+
+            async def call(i: int) -> object:
+                owner = ipam_pb2.Owner(network=name, namespace="bench", pod=f"p{i}")
+                req = ipam_pb2.AllocateRequest(owner=owner, pod_uid=f"u{i}")
+                return await servicer.Allocate(req, None)  # type: ignore[arg-type]
+
+            return call
+
+        s, r = await _rounds(rounds, make, n)
+        row = _row("Allocate in-process (servicer+core+SQLite, no gRPC), 32 tasks", s, r)
+        row.note += "; logging at warning"
+        return [row]
+    finally:
+        await store.close()
+
+
 async def _etcd_replicas(work: Path, etcd: EtcdServer, n: int, rounds: int) -> list[Row]:
     args = ["--store", "etcd", "--etcd-endpoints", etcd.endpoint, "--etcd-prefix", "/bench", *LOGS]
     replicas = [IpamProcess(work, args, name=f"etcd{i}") for i in range(3)]
@@ -218,6 +253,7 @@ async def _main(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="ipm-bench-") as tmp:
         work = Path(tmp)
         rows = await _sqlite_and_floor(work, n, rounds)
+        rows += await _in_process(work, n, rounds)
         etcd = EtcdServer(work / "etcd").start()
         try:
             rows += await _etcd_replicas(work, etcd, n, rounds)
