@@ -33,15 +33,30 @@ class Health:
         self._service = service
         self._names = list(names)
         self._serving: dict[str, bool] = {}
+        self._chosen: set[str] = set()
         self._draining = False
         for name in [OVERALL, *self._names]:
             self._apply(name, False)
 
     def set(self, service_name: str, serving: bool) -> None:
-        """Report one gRPC service (or OVERALL) as serving or not."""
+        """Report one gRPC service (or OVERALL) as serving or not.
+
+        A status set here by the service wins over the chassis' default of
+        SERVING once `start()` returns (see `serve_unset`).
+        """
+        self._chosen.add(service_name)
+        self._set(service_name, serving)
+
+    def _set(self, service_name: str, serving: bool) -> None:
         if self._draining:
             serving = False
         self._apply(service_name, serving)
+
+    def serve_unset(self) -> None:
+        """SERVING for every name the service has not reported on itself."""
+        for name in [OVERALL, *self._names]:
+            if name not in self._chosen:
+                self._set(name, True)
 
     def set_all(self, serving: bool) -> None:
         for name in [OVERALL, *self._names]:
@@ -49,7 +64,8 @@ class Health:
 
     def drain(self) -> None:
         """Everything NOT_SERVING from now on, whatever the service says."""
-        self.set_all(False)
+        for name in [OVERALL, *self._names]:
+            self._set(name, False)
         self._draining = True
 
     def serving(self, service_name: str = OVERALL) -> bool:

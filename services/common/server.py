@@ -7,7 +7,9 @@ mutual TLS, grpc.health.v1 and server reflection (so `grpcurl list` and
 `describe` need no .proto files), the request interceptor, /metrics, and a
 graceful shutdown: on SIGTERM/SIGINT health turns NOT_SERVING, new calls are
 refused with UNAVAILABLE, calls in flight get `grace_period` to finish, and
-the process exits 0.
+the process exits 0. After `start()` every registered gRPC service reports
+SERVING unless the service has set its status itself (e.g. the dataplane
+stays NOT_SERVING until its node is bootstrapped).
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class Chassis:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         await self.service.start(self.health)
-        self.health.set_all(True)
+        self.health.serve_unset()
         self._write_ready_file()
         log.info("serving", service=self.service.name, **self.addresses)
         await self._stop.wait()

@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import dataclass
 
 import grpc
 
 from services.common.config import ServerConfig
 from services.common.errors import InvalidArgument
 from services.common.grpc_types import Context
+from services.common.health import Health
 from services.common.server import Service, run
 
 SERVICE = "kovn.test.v1.Sleeper"
 
 
+@dataclass
+class SleeperConfig(ServerConfig):
+    # Like a service whose dependency is not there yet at start.
+    start_not_serving: bool = False
+
+
 class SleeperService(Service):
     name = "sleeper"
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: SleeperConfig) -> None:
         self.config = config
+
+    async def start(self, health: Health) -> None:
+        if self.config.start_not_serving:
+            health.set(SERVICE, False)
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         async def sleep(request: bytes, context: Context) -> bytes:
@@ -47,7 +59,7 @@ class SleeperService(Service):
 
 
 def main(argv: list[str]) -> int:
-    return run(SleeperService, ServerConfig, prog="sleeper", argv=argv)
+    return run(SleeperService, SleeperConfig, prog="sleeper", argv=argv)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,23 @@ def test_grpcurl_lists_services_and_checks_health_over_tcp_and_unix(sleeper: Pro
     assert json.loads(per_service.stdout) == {"status": "SERVING"}
 
 
+def test_status_set_by_the_service_at_start_is_kept(tmp_path: Path) -> None:
+    proc = start_service(
+        [sys.executable, "-m", "tests.integration.chassis.sleeper",
+         "--listen", "127.0.0.1:0", "--start-not-serving"],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        target = proc.addresses["grpc"]
+        own = grpcurl("-plaintext", "-d", '{"service": "kovn.test.v1.Sleeper"}',
+                      target, "grpc.health.v1.Health/Check")  # fmt: skip
+        assert json.loads(own.stdout) == {"status": "NOT_SERVING"}
+        overall = grpcurl("-plaintext", target, "grpc.health.v1.Health/Check")
+        assert json.loads(overall.stdout) == {"status": "SERVING"}
+    finally:
+        stop(proc)
+
+
 def test_unix_socket_is_private(sleeper: Proc) -> None:
     mode = stat.S_IMODE(Path(sleeper.addresses["socket"]).stat().st_mode)
     assert mode == 0o600
