@@ -44,6 +44,7 @@ async def _run(args: argparse.Namespace) -> None:
         bookmark_interval=args.bookmark_interval,
         tls=args.tls,
         service_cidr=args.service_cidr,
+        event_ttl=args.event_ttl,
     )
     await srv.start()
     stop = asyncio.Event()
@@ -85,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         default="10.96.0.0/16",
         type=_cidr,
         help="range Service cluster IPs are allocated from",
+    )
+    p.add_argument(
+        "--event-ttl",
+        type=float,
+        default=3600.0,
+        help="seconds an Event lives after its last activity (the real --event-ttl)",
     )
     p.add_argument(
         "--tls",

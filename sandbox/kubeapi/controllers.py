@@ -11,10 +11,12 @@ request has been answered, as tasks woken by committed watch events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -38,7 +40,10 @@ class Controllers:
     def __init__(self, api: Api) -> None:
         self.api = api
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
         self.namespace_lag = 0.5
+        # Events expire as with the real server's --event-ttl (default 1h).
+        self.event_ttl = 3600.0
         api.store.on_event.append(self._on_event)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -46,9 +51,18 @@ class Controllers:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def drain(self) -> None:
+    async def settle(self) -> None:
+        """Wait until the work already started is done."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await self.settle()
 
     async def ensure_default_sa(self, ns: str) -> None:
         if self.api.store.get(("", "serviceaccounts"), ns, "default") is not None:
@@ -194,3 +208,32 @@ class Controllers:
         for e in list(self.api.store.objects.get(NS_GR, {}).values()):
             if e.obj["metadata"].get("deletionTimestamp"):
                 self.spawn(self.terminate_namespace(e.obj["metadata"]["name"]))
+        self._ticker = asyncio.get_running_loop().create_task(self._expire_events_forever())
+
+    async def _expire_events_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(self.event_ttl / 10, 0.05)))
+            await self.expire_events()
+
+    async def expire_events(self) -> None:
+        """Delete events whose last activity is older than the TTL."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.event_ttl)
+        gr = ("", "events")
+        for (ns, name), e in list(self.api.store.objects.get(gr, {}).items()):
+            ev = e.obj
+            meta = ev["metadata"]
+            stamps = (ev.get("lastTimestamp"), ev.get("eventTime"), meta.get("creationTimestamp"))
+            times = [t for t in (_parse_time(x) for x in stamps if isinstance(x, str)) if t]
+            newest = max(times, default=None)
+            if newest is not None and newest < cutoff and self.api.store.get(gr, ns, name) is e:
+                _, fut = self.api.store.remove(gr, ev)
+                await fut
+
+
+def _parse_time(s: str) -> datetime | None:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            return datetime.strptime(s, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None

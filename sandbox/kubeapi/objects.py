@@ -67,7 +67,8 @@ class Api:
         return [e.obj for e in self.store.objects.get(("", "services"), {}).values()]
 
     async def drain(self) -> None:
-        await self.controllers.drain()
+        """Stop the controllers once their started work is done."""
+        await self.controllers.stop()
 
     def resume(self) -> None:
         """After a restart: serve stored CRDs, let the controllers catch up."""
@@ -706,7 +707,7 @@ class Api:
         assert crd_rt is not None
         if self.store.get(CRD_GR, "", NAD_CRD["metadata"]["name"]) is None:
             await self.create(crd_rt, "", copy.deepcopy(NAD_CRD), WriteOptions())
-        await self.drain()
+        await self.controllers.settle()
 
 
 def _generation_changes(rt: ResourceType, old: Obj, new: Obj) -> bool:

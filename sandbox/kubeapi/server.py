@@ -55,6 +55,7 @@ class KubeApiServer:
         bookmark_interval: float = 30.0,
         service_cidr: str = "10.96.0.0/16",
         tls: bool = False,
+        event_ttl: float = 3600.0,
     ) -> None:
         self.tls = tls
         self.state_dir = Path(state_dir)
@@ -64,6 +65,7 @@ class KubeApiServer:
         self.store = Store(self.state_dir, history_size)
         self.registry = Registry()
         self.api = Api(self.store, self.registry, kinds.ServiceAllocator(service_cidr))
+        self.api.controllers.event_ttl = event_ttl
         self.http = Http(self.api, self.registry, bookmark_interval)
         self._runner: web.AppRunner | None = None
         self.url = ""
