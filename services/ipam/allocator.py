@@ -683,11 +683,15 @@ class Allocator:
         fam = state.families.get(ip.version)
         return fam.used.get(int(ip)) if fam else None
 
-    def usage(self, name: str, now_ms: int) -> list[Usage]:
+    def usage(self, name: str, now_ms: int | None) -> list[Usage]:
+        """Counts per family. now_ms=None: read only (from another thread, e.g.
+        a metrics scrape), so cool-downs that ended are still counted as
+        cooling until the event loop next expires them."""
         state = self.subnet(name, "subnet")
         out = []
-        for version, fam in state.families.items():
-            fam.expire(now_ms)
+        for version, fam in list(state.families.items()):
+            if now_ms is not None:
+                fam.expire(now_ms)
             out.append(
                 Usage(
                     name,
@@ -698,7 +702,7 @@ class Allocator:
                     fam.general.free,
                     A.size(fam.blocked),
                     len(fam.cooling),
-                    sum(space.size for space in fam.pools.values()),
+                    sum(space.size for space in list(fam.pools.values())),
                 )
             )
         return out

@@ -618,11 +618,19 @@ class _AddressCollector(Collector):
             "Addresses per subnet, family and state (used, free, excluded, cooling, pooled).",
             labels=["subnet", "family", "state"],
         )
+        # Runs on the metrics server's thread: read only, never expire or
+        # otherwise change the allocator under the event loop's feet.
         for core in list(_CORES):
-            for u in core.usage():
-                fam = FAMILY_NAME[u.family]
-                for state in ("used", "free", "excluded", "cooling", "pooled"):
-                    gauge.add_metric([u.subnet, fam, state], float(getattr(u, state)))
+            alloc = core.alloc
+            for name in list(alloc.subnets):
+                try:
+                    usages = alloc.usage(name, None)
+                except NotFound:  # deleted meanwhile
+                    continue
+                for u in usages:
+                    fam = FAMILY_NAME[u.family]
+                    for state in ("used", "free", "excluded", "cooling", "pooled"):
+                        gauge.add_metric([u.subnet, fam, state], float(getattr(u, state)))
         yield gauge
 
 
