@@ -370,9 +370,11 @@ class IpamCore(Changes):
             return existing, True
         started = time.perf_counter()
         fixed_ips = {str(A.parse_ip(t, "ips")) for t in ips}
-        if owner.network not in self.alloc.subnets and self.store.kind != "sqlite":
-            # Another replica may have created it a moment ago.
-            await self.refresh_subnets()
+        if self.store.kind != "sqlite":
+            known = self.alloc.subnets.get(owner.network)
+            if known is None or (pool and pool not in known.pools):
+                # Another replica may have created it a moment ago.
+                await self.refresh_subnets()
         async with self._owner(owner.key), self._gate.shared():
             for _ in range(_RETRIES):
                 existing = self.alloc.owners.get(owner.key)
