@@ -102,12 +102,12 @@ class Controllers:
                 except ApiError as err:
                     if err.code != 404:
                         log.warning("namespace cleanup", namespace=ns, error=err.message)
-        await self._finish_namespace(ns)
+        await self.finish_namespace(ns)
 
     def _storage_version(self, rt: ResourceType) -> str:
         return self.api.registry.kinds_for(rt.group, rt.plural)[0].version
 
-    async def _finish_namespace(self, ns: str) -> None:
+    async def finish_namespace(self, ns: str) -> None:
         entry = self.api.store.get(NS_GR, "", ns)
         if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
             return
@@ -118,10 +118,14 @@ class Controllers:
                 return
         obj = entry.obj
         new = copy.deepcopy(obj)
-        new.setdefault("spec", {})["finalizers"] = []
-        if new["metadata"].get("finalizers"):
-            _, fut = self.api.store.put(NS_GR, new, obj)
-            await fut
+        # Only its own finalizer is the namespace controller's to remove;
+        # others are cleared by their owners through namespaces/finalize.
+        spec = new.setdefault("spec", {})
+        spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
+        if spec["finalizers"] or new["metadata"].get("finalizers"):
+            if new != obj:
+                _, fut = self.api.store.put(NS_GR, new, obj)
+                await fut
             return
         _, fut = self.api.store.remove(NS_GR, new)
         await fut
@@ -140,7 +144,7 @@ class Controllers:
             return
         ns_entry = self.api.store.get(NS_GR, "", ev.ns)
         if ns_entry is not None and ns_entry.obj["metadata"].get("deletionTimestamp"):
-            self.spawn(self._finish_namespace(ev.ns))
+            self.spawn(self.finish_namespace(ev.ns))
 
     async def collect(self, where: tuple[tuple[str, str], str, str], force: bool = False) -> None:
         """The garbage collector: delete a dependent whose owners are all gone

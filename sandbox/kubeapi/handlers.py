@@ -296,6 +296,9 @@ class Http:
                     "MethodNotAllowed",
                 )
             body = await self._body(request)
+            if t.sub == "finalize":
+                obj = await self.api.finalize_namespace(t.name, body)
+                return _json(obj)
             obj, warnings, created = await self.api.update(
                 rt,
                 t.ns or "",

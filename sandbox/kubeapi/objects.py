@@ -670,6 +670,41 @@ class Api:
         self.controllers.spawn(self.controllers.terminate_namespace(new["metadata"]["name"]))
         return stored.obj, False
 
+    # ---- namespaces/finalize -----------------------------------------------
+    async def finalize_namespace(self, name: str, body: Any) -> Obj:
+        """PUT namespaces/NAME/finalize: only spec.finalizers changes; an
+        emptied list lets a terminating namespace go once it is empty."""
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object of kind Namespace")
+        if (body.get("metadata") or {}).get("name", name) != name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        finalizers = (body.get("spec") or {}).get("finalizers") or []
+        if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+            raise invalid(
+                "Namespace",
+                "",
+                name,
+                [
+                    (
+                        "spec.finalizers",
+                        "FieldValueTypeInvalid",
+                        "Invalid value: must be a list of strings",
+                    )
+                ],
+            )
+        entry = self.store.get(NS_GR, "", name)
+        if entry is None:
+            raise not_found("namespaces", "", name)
+        new = json.loads(entry.raw)
+        new.setdefault("spec", {})["finalizers"] = finalizers
+        if new == entry.obj:
+            return entry.obj
+        stored, fut = self.store.put(NS_GR, new, entry.obj)
+        await fut
+        if new["metadata"].get("deletionTimestamp") and not finalizers:
+            self.controllers.spawn(self.controllers.finish_namespace(name))
+        return stored.obj
+
     # ---- pods/binding ------------------------------------------------------
     async def bind(self, rt: ResourceType, ns: str, name: str, body: Any) -> None:
         if (

@@ -393,3 +393,44 @@ async def test_invalid_service_is_422(
         await core.create_namespaced_service("default", {"metadata": {"name": "bad"}, "spec": spec})
     assert ei.value.status == 422
     assert status_of(ei.value)["details"]["causes"][0]["field"] == field
+
+
+async def test_namespace_waits_for_external_spec_finalizer(
+    kapi: Any, core: client.CoreV1Api
+) -> None:
+    import aiohttp
+
+    srv, _ = kapi
+    await core.create_namespace({"metadata": {"name": "fin"}})
+    url = f"{srv.url}/api/v1/namespaces/fin/finalize"
+    body = {"metadata": {"name": "fin"}, "spec": {"finalizers": ["kubernetes", "kovn.io/net"]}}
+    async with aiohttp.ClientSession() as s, s.put(url, json=body) as r:
+        assert r.status == 200
+    ns = await core.read_namespace("fin")
+    assert ns.spec.finalizers == ["kubernetes", "kovn.io/net"]
+    await core.delete_namespace("fin")
+    from kubernetes_asyncio import watch
+
+    w = watch.Watch()
+    async for ev in w.stream(  # the controller takes its own finalizer only
+        core.list_namespace,
+        field_selector="metadata.name=fin",
+        resource_version=ns.metadata.resource_version,
+        timeout_seconds=10,
+    ):
+        if ev["object"].spec.finalizers == ["kovn.io/net"]:
+            w.stop()
+    assert (await core.read_namespace("fin")).status.phase == "Terminating"
+    body["spec"]["finalizers"] = []
+    async with aiohttp.ClientSession() as s, s.put(url, json=body) as r:
+        assert r.status == 200
+    async for ev in w.stream(
+        core.list_namespace,
+        field_selector="metadata.name=fin",
+        resource_version=ns.metadata.resource_version,
+        timeout_seconds=10,
+    ):
+        if ev["type"] == "DELETED":
+            w.stop()
+    with pytest.raises(ApiException):
+        await core.read_namespace("fin")
