@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import signal
 import subprocess
@@ -196,25 +197,28 @@ class KovnEnv:
 
 
 class ContinuousPing:
-    """`ping -i 0.05` from a pod netns for the length of a with-block: the loss count."""
+    """`ping -i 0.05` from a pod netns for the length of a with-block.
+
+    Lost packets are the sequence numbers never answered up to the last one
+    answered: the few still in flight when the ping is stopped do not count.
+    """
 
     def __init__(self, src_netns: str, ip: str) -> None:
         self.proc = subprocess.Popen(
-            netns.command(src_netns, ["ping", "-i", "0.05", "-W", "1", ip]),
+            netns.command(src_netns, ["ping", "-n", "-i", "0.05", "-W", "1", ip]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.sent = self.received = 0
 
-    def stop(self) -> tuple[int, int]:
+    def stop(self) -> tuple[int, list[int]]:
+        """(answered, unanswered sequence numbers)."""
         self.proc.send_signal(signal.SIGINT)
         out, _ = self.proc.communicate(timeout=10)
-        for line in out.splitlines():
-            if "packets transmitted" in line:
-                words = line.split()
-                self.sent, self.received = int(words[0]), int(words[3])
-        return self.sent, self.received
+        seqs = {int(m) for m in re.findall(r"icmp_seq=(\d+) ttl=", out)}
+        if not seqs:
+            return 0, []
+        return len(seqs), sorted(set(range(min(seqs), max(seqs) + 1)) - seqs)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
