@@ -11,6 +11,7 @@ client asked for strict field validation.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from functools import lru_cache
@@ -29,6 +30,38 @@ _TYPES = {
 @lru_cache(maxsize=1024)
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+def _is(parse: Any) -> Any:
+    def check(v: str) -> bool:
+        try:
+            parse(v)
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+)
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+# The string formats the real server checks that kovn's CRDs are likely to use.
+_FORMATS: dict[str, Any] = {
+    "ipv4": _is(ipaddress.IPv4Address),
+    "ipv6": _is(ipaddress.IPv6Address),
+    "cidr": _is(lambda v: ipaddress.ip_network(v, strict=False)),
+    "mac": lambda v: bool(_MAC.match(v)),
+    "uuid": lambda v: bool(_UUID.match(v)),
+    "hostname": lambda v: bool(_HOSTNAME.match(v)),
+    "date-time": lambda v: bool(_DATETIME.match(v)),
+}
 
 
 def _show(v: Any) -> str:
@@ -96,6 +129,15 @@ def validate(schema: dict[str, Any], value: Any, path: str, causes: list[Cause])
             )
         )
     if isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt in _FORMATS and not _FORMATS[fmt](value):
+            causes.append(
+                (
+                    path,
+                    "FieldValueInvalid",
+                    f"Invalid value: {_show(value)}: {path} in body must be of type {fmt}: {_show(value)}",
+                )
+            )
         pat = schema.get("pattern")
         if pat is not None and not _regex(pat).search(value):
             causes.append(

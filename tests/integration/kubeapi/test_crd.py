@@ -363,3 +363,47 @@ async def test_schema_defaults_are_applied(kapi: Pair) -> None:
     }
     v = await api.create_namespaced_custom_object("kovn.io", "v1", "default", "vlans", body)
     assert v["spec"] == {"id": 7, "provider": "provider0"}
+
+
+async def test_string_formats_are_checked(kapi: Pair) -> None:
+    crd = json.loads(json.dumps(IPPOOL_CRD))
+    crd["metadata"]["name"] = "gateways.kovn.io"
+    crd["spec"]["names"] = {"plural": "gateways", "kind": "Gateway"}
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "ip": {"type": "string", "format": "ipv4"},
+                    "cidr": {"type": "string", "format": "cidr"},
+                    "mac": {"type": "string", "format": "mac"},
+                },
+            }
+        },
+    }
+    await client.ApiextensionsV1Api(kapi[1]).create_custom_resource_definition(crd)
+    api = client.CustomObjectsApi(kapi[1])
+
+    def gw(name: str, **spec: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "kovn.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    await api.create_namespaced_custom_object(
+        "kovn.io",
+        "v1",
+        "default",
+        "gateways",
+        gw("ok", ip="10.0.0.1", cidr="10.0.0.0/24", mac="0a:58:0a:00:00:01"),
+    )
+    for field, value in (("ip", "10.0.0.300"), ("cidr", "nope"), ("mac", "0a:58")):
+        with pytest.raises(ApiException) as ei:
+            await api.create_namespaced_custom_object(
+                "kovn.io", "v1", "default", "gateways", gw("bad", **{field: value})
+            )
+        code, message, causes = cause(ei.value)
+        assert code == 422 and causes[0]["field"] == f"spec.{field}", message
