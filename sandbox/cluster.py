@@ -363,6 +363,22 @@ def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+def _stop_other_pidfiles(lay: Layout) -> None:
+    """Stop whatever else left a pidfile in the state dir (e.g. kovn's services).
+
+    Anything started for the sandbox keeps its pidfile under the state dir;
+    `down` stops it even if nothing told `down` about it. A pid counts only
+    if that process's command line names the state dir (pids get reused).
+    The OVS/OVN daemons are left to their own orderly stop.
+    """
+    own = {lay.central_dir, *(lay.ovs_dir(n.name) for n in lay.nodes)}
+    marker = str(lay.dir)
+    for pidfile in sorted(lay.dir.rglob("*.pid")):
+        if pidfile.parent in own:
+            continue
+        _kill_pidfile(pidfile, marker)
+
+
 # -- down ------------------------------------------------------------------------
 
 
@@ -375,6 +391,7 @@ def down(state_dir: Path, keep_logs: bool = False) -> bool:
     t0 = time.monotonic()
     _kill_pidfile(state_dir / "agents.pid", "sandbox.agents")
     _kill_pidfile(state_dir / "kubeapi.pid", "sandbox.kubeapi")
+    _stop_other_pidfiles(lay)
     pod_ns = re.compile(re.escape(lay.pod_netns_prefix) + r"[0-9a-f]{12}$")
     for n in lay.nodes:
         for rec_file in lay.pods_dir(n.name).glob("*.json"):

@@ -10,6 +10,8 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,9 +78,25 @@ def test_up_then_down_leaves_no_trace(make_sandbox: MakeSandbox, tmp_path: Path)
     before = traces(sbx)
     assert len(before["netns"]) == 5  # type: ignore[arg-type]  # central, ext, 2 nodes, 1 pod
     assert before["processes"] and before["links"]
-    assert cli.main(["down", "--name", sbx.name, "--state-dir", str(sbx.state_dir)]) == 0
-    assert empty(traces(sbx)), traces(sbx)
-    assert not sbx.state_dir.exists()
+    # Something else started for the sandbox (as kovn's services are), known
+    # to `down` only by its pidfile; and a pidfile whose pid is someone else's.
+    extra_dir = sbx.state_dir / "extra"
+    extra_dir.mkdir()
+    sleeper = "import time; time.sleep(300)"
+    extra = subprocess.Popen([sys.executable, "-c", sleeper, str(extra_dir)])
+    (extra_dir / "extra.pid").write_text(f"{extra.pid}\n")
+    stranger = subprocess.Popen([sys.executable, "-c", sleeper])
+    (extra_dir / "stranger.pid").write_text(f"{stranger.pid}\n")
+    try:
+        assert cli.main(["down", "--name", sbx.name, "--state-dir", str(sbx.state_dir)]) == 0
+        assert empty(traces(sbx)), traces(sbx)
+        assert not sbx.state_dir.exists()
+        assert extra.wait(timeout=5) is not None
+        assert stranger.poll() is None
+    finally:
+        for p in (extra, stranger):
+            p.kill()
+            p.wait()
     # A second down finds nothing and still succeeds.
     assert cli.main(["down", "--name", sbx.name, "--state-dir", str(sbx.state_dir)]) == 0
 
