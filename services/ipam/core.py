@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -24,6 +25,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from services.common.errors import (
     AlreadyExists,
+    Conflict,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -46,6 +48,7 @@ from services.ipam.store.base import (
 )
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 ALLOCATE_SECONDS = Histogram(
     "kovn_ipam_allocation_duration_seconds",
@@ -246,15 +249,35 @@ class IpamCore(Changes):
 
     # ---- subnets -------------------------------------------------------------
 
+    async def _subnet_change(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run a subnet/pool change alone (no allocation in flight).
+
+        With a shared store another replica may have changed subnets since
+        this one last heard: the store then refuses (Conflict), and the
+        change is checked again against a fresh read before it is retried.
+        """
+        async with self._gate.exclusive():
+            for _ in range(3):
+                try:
+                    return await attempt()
+                except Conflict:
+                    if self.store.kind == "sqlite":
+                        raise
+                    self._apply_subnets(await self.store.load())
+            return await attempt()
+
     async def create_subnet(self, spec: SubnetSpec) -> SubnetSpec:
         spec = self.alloc.check_subnet_spec(spec)
-        async with self._gate.exclusive():
+
+        async def attempt() -> None:
             if spec.name in self.alloc.subnets:
                 raise AlreadyExists(f"subnet {spec.name!r} exists", field="subnet.name")
             self.alloc.check_overlap(spec)
             state = self.alloc.build(spec, [])
             spec.revision = await self.store.create_subnet(spec)
             self.alloc.install(state)
+
+        await self._subnet_change(attempt)
         log.info("subnet created", subnet=spec.name, cidrs=spec.cidrs, gateways=spec.gateways)
         return spec
 
@@ -263,10 +286,11 @@ class IpamCore(Changes):
         if not spec.gateways and spec.cidrs == old.spec.cidrs:
             spec = replace(spec, gateways=list(old.spec.gateways))
         spec = self.alloc.check_subnet_spec(spec)
-        async with self._gate.exclusive():
+
+        async def attempt() -> SubnetSpec:
             old = self.alloc.subnet(spec.name, "subnet.name")
             self.alloc.check_overlap(spec)
-            state = self.alloc.build(spec, old.pools.values())
+            state = self.alloc.build(replace(spec), old.pools.values())
             shrunk = self.alloc.pool_conflicts(state)
             if shrunk:
                 raise FailedPrecondition(
@@ -282,13 +306,16 @@ class IpamCore(Changes):
                         field="subnet",
                     )
 
-            state.spec.revision = await self.store.update_subnet(spec, check)
+            state.spec.revision = await self.store.update_subnet(state.spec, check)
             self.alloc.install(state)
+            return state.spec
+
+        updated = await self._subnet_change(attempt)
         log.info("subnet updated", subnet=spec.name, cidrs=spec.cidrs, excludes=spec.excludes)
-        return state.spec
+        return updated
 
     async def delete_subnet(self, name: str) -> None:
-        async with self._gate.exclusive():
+        async def attempt() -> None:
             self.alloc.subnet(name, "name")
 
             def check(records: Sequence[AllocationRecord]) -> None:
@@ -301,6 +328,8 @@ class IpamCore(Changes):
 
             await self.store.delete_subnet(name, check)
             self.alloc.remove_subnet(name)
+
+        await self._subnet_change(attempt)
         log.info("subnet deleted", subnet=name)
 
     def get_subnet(self, name: str) -> SubnetSpec:
@@ -312,17 +341,20 @@ class IpamCore(Changes):
     # ---- pools ---------------------------------------------------------------
 
     async def create_pool(self, pool: PoolSpec) -> PoolSpec:
-        async with self._gate.exclusive():
-            pool = self.alloc.check_pool(pool)
-            state = self.alloc.subnet(pool.subnet, "pool.subnet")
-            new = self.alloc.build(replace(state.spec), [*state.pools.values(), pool])
-            new.spec.revision = await self.store.create_pool(pool)
+        async def attempt() -> PoolSpec:
+            checked = self.alloc.check_pool(pool)
+            state = self.alloc.subnet(checked.subnet, "pool.subnet")
+            new = self.alloc.build(replace(state.spec), [*state.pools.values(), checked])
+            new.spec.revision = await self.store.create_pool(checked)
             self.alloc.install(new)
+            return checked
+
+        created = await self._subnet_change(attempt)
         log.info("pool created", subnet=pool.subnet, pool=pool.name, addresses=pool.addresses)
-        return pool
+        return created
 
     async def delete_pool(self, subnet: str, name: str) -> None:
-        async with self._gate.exclusive():
+        async def attempt() -> None:
             state = self.alloc.subnet(subnet, "subnet")
             if name not in state.pools:
                 raise NotFound(f"no pool {name!r} in subnet {subnet!r}", field="name")
@@ -339,6 +371,8 @@ class IpamCore(Changes):
             rest = [p for n, p in state.pools.items() if n != name]
             new = self.alloc.build(replace(state.spec, revision=revision), rest)
             self.alloc.install(new)
+
+        await self._subnet_change(attempt)
         log.info("pool deleted", subnet=subnet, pool=name)
 
     def list_pools(self, subnet: str = "") -> list[PoolSpec]:

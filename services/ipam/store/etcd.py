@@ -359,13 +359,18 @@ class EtcdStore(Store):
         return _mod_is(meta, self._meta_rev), _put(meta, b"")
 
     def _stale(self) -> Conflict:
+        # The caller re-reads subnets (load() also moves _meta_rev, from the
+        # same snapshot) before trying again, so checks like overlap run on
+        # what another replica just wrote.
         return Conflict("subnets were changed by another replica at the same time; retry")
 
     async def create_subnet(self, spec: SubnetSpec) -> int:
         key = self.k("subnets", spec.name)
         meta_cmp, meta_put = self._meta_ops()
         resp = await self._txn(
-            [_absent(key), meta_cmp], [_put(key, spec.to_json()), meta_put], [_get(key)]
+            [_absent(key), meta_cmp],
+            [_put(key, spec.to_json()), meta_put],
+            [_get(key)],
         )
         if not resp.succeeded:
             if resp.responses[0].response_range.kvs:

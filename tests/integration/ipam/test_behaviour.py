@@ -564,3 +564,18 @@ async def test_store_refuses_a_duplicate_among_concurrent_writes(stores: Stores)
     assert len(stored) == 20
     ips = [ip for r in stored for ip in r.ips]
     assert len(set(ips)) == len(ips) and len({r.mac for r in stored}) == 20
+
+
+async def test_etcd_subnet_checks_see_other_replicas(etcd_stores: Stores, clock: Clock) -> None:
+    """A replica that missed another's subnet change re-reads before deciding."""
+    a = IpamCore(await etcd_stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    await a.start()
+    blind = IpamCore(await etcd_stores.open(), cooldown_seconds=30, spread=True, clock=clock)
+    blind.rebuild(await blind.store.load())  # never watches
+    await subnet(a, "big", "10.60.0.0/16")
+    with expect(AlreadyExists, "subnet.cidrs", "'big'"):
+        await subnet(blind, "small", "10.60.5.0/24")
+    await a.allocate(pod("x", network="big"))
+    with expect(FailedPrecondition, "name", "1 live"):
+        await blind.delete_subnet("big")
+    assert [s.name for s in (await a.store.load()).subnets] == ["big"]
