@@ -121,3 +121,22 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 15)
+
+
+async def test_sigterm_with_open_watches_ends_them_and_exits_zero(tmp_path: Path) -> None:
+    proc, url = await _start(tmp_path / "state", tmp_path / "ready")
+    try:
+        async with aiohttp.ClientSession() as s:
+            watches = [
+                await s.get(f"{url}/api/v1/pods", params={"watch": "1", "resourceVersion": "0"})
+                for _ in range(3)
+            ]
+            proc.send_signal(signal.SIGTERM)
+            for w in watches:
+                assert await asyncio.wait_for(w.read(), 10) == b""  # stream ended cleanly
+                w.close()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
