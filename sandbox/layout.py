@@ -9,11 +9,13 @@ sandboxes with different names never share a name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
 import os
 import re
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,30 @@ def link_prefix(name: str) -> str:
 
 
 def underlay_subnet(name: str) -> ipaddress.IPv4Network:
-    """A TEST-NET-style /24 per sandbox; it only exists inside the sandbox's netns."""
-    k = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 256
-    return ipaddress.IPv4Network(f"172.31.{k}.0/24")
+    """A /24 in 172.31.0.0/16 per sandbox, derived from its name.
+
+    It lives inside the sandbox's namespaces; when something in the root
+    namespace already routes the derived /24 (e.g. another sandbox whose
+    services sit on its underlay), the next free one is taken instead.
+    """
+    start = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 256
+    routed = _root_routes()
+    for i in range(256):
+        net = ipaddress.IPv4Network(f"172.31.{(start + i) % 256}.0/24")
+        if not any(net.overlaps(r) for r in routed):
+            return net
+    raise LayoutError("no free /24 left in 172.31.0.0/16 for the sandbox underlay")
+
+
+def _root_routes() -> list[ipaddress.IPv4Network]:
+    res = subprocess.run(["ip", "-4", "-o", "route", "show"], capture_output=True, text=True)
+    out = []
+    for line in res.stdout.splitlines():
+        words = line.split()
+        if words and words[0] != "default":
+            with contextlib.suppress(ValueError):
+                out.append(ipaddress.IPv4Network(words[0], strict=False))
+    return out
 
 
 @dataclass

@@ -6,8 +6,10 @@ root-namespace links, processes and mounts, before and after.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import pytest
 
 from sandbox import cli, cluster, netns
 from sandbox.handle import SandboxHandle
-from sandbox.layout import LayoutError
+from sandbox.layout import Layout, LayoutError
 from tests.e2e.conftest import MakeSandbox, sandbox_name
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -170,3 +172,18 @@ def test_status_json_reports_daemons(
     node = sbx.layout.nodes[0].name
     assert all(st["daemons"][node].values()) and all(st["daemons"]["central"].values())
     assert st["api_error"] == "kube API server is not running"
+
+
+def test_underlay_subnet_avoids_one_already_routed_here(tmp_path: Path) -> None:
+    name = sandbox_name()
+    derived = Layout.plan(name, tmp_path / "a", 1).subnet
+    link = f"sbxtr{secrets.token_hex(3)}"
+    gw = str(next(ipaddress.IPv4Network(derived).hosts()))
+    subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{gw}/24", "dev", link], check=True)
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        other = Layout.plan(name, tmp_path / "b", 1).subnet
+        assert other != derived and other.startswith("172.31.")
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False)
