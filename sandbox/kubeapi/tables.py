@@ -242,7 +242,60 @@ EVENT_COLS = [
     _col("Message"),
 ]
 
+
+def _age(o: Obj) -> str:
+    return human_age(o["metadata"].get("creationTimestamp"))
+
+
+def _endpoints_row(ep: Obj) -> list[Any]:
+    addrs = [
+        f"{a.get('ip')}:{p.get('port')}" if p else str(a.get("ip"))
+        for s in ep.get("subsets") or []
+        for a in s.get("addresses") or []
+        for p in (s.get("ports") or [None])
+    ]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [ep["metadata"]["name"], shown or "<none>", _age(ep)]
+
+
+def _slice_row(es: Obj) -> list[Any]:
+    ports = ",".join(str(p.get("port", "")) for p in es.get("ports") or []) or "<unset>"
+    addrs = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [es["metadata"]["name"], es.get("addressType", ""), ports, shown or "<unset>", _age(es)]
+
+
+def _netpol_row(np: Obj) -> list[Any]:
+    sel = ((np.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    shown = ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>"
+    return [np["metadata"]["name"], shown, _age(np)]
+
+
+def _lease_row(lease: Obj) -> list[Any]:
+    return [
+        lease["metadata"]["name"],
+        (lease.get("spec") or {}).get("holderIdentity", ""),
+        _age(lease),
+    ]
+
+
+def _cm_row(cm: Obj) -> list[Any]:
+    return [
+        cm["metadata"]["name"],
+        len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+        _age(cm),
+    ]
+
+
 _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Any]] = {
+    ("", "endpoints"): ([NAME, _col("Endpoints"), AGE], _endpoints_row),
+    ("discovery.k8s.io", "endpointslices"): (
+        [NAME, _col("AddressType"), _col("Ports"), _col("Endpoints"), AGE],
+        _slice_row,
+    ),
+    ("networking.k8s.io", "networkpolicies"): ([NAME, _col("Pod-Selector"), AGE], _netpol_row),
+    ("coordination.k8s.io", "leases"): ([NAME, _col("Holder"), AGE], _lease_row),
+    ("", "configmaps"): ([NAME, _col("Data", "integer"), AGE], _cm_row),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (CRD_COLS, _crd_row),
     ("", "events"): (EVENT_COLS, _event_row),
     ("", "pods"): (POD_COLS, _pod_row),

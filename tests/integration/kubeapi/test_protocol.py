@@ -63,10 +63,21 @@ async def test_pod_table_has_real_columns(kapi: Pair, core: client.CoreV1Api) ->
     cells = table["rows"][0]["cells"]
     assert cells[0] == "t" and cells[5] == "10.9.9.9" and cells[6] == "n7"
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
-    code, cm_table = await _get(
-        srv, "/api/v1/namespaces/default/configmaps", headers={"Accept": TABLE}
+    code, sa_table = await _get(
+        srv, "/api/v1/namespaces/default/serviceaccounts", headers={"Accept": TABLE}
     )
-    assert [c["name"] for c in cm_table["columnDefinitions"]] == ["Name", "Age"]
+    assert [c["name"] for c in sa_table["columnDefinitions"]] == ["Name", "Age"]
+    await core.create_namespaced_endpoints(
+        "default",
+        {
+            "metadata": {"name": "svc"},
+            "subsets": [{"addresses": [{"ip": "10.1.0.5"}], "ports": [{"port": 80}]}],
+        },
+    )
+    code, ep_table = await _get(
+        srv, "/api/v1/namespaces/default/endpoints", headers={"Accept": TABLE}
+    )
+    assert ep_table["rows"][0]["cells"][:2] == ["svc", "10.1.0.5:80"]
 
 
 async def test_server_side_apply_creates_then_merges(kapi: Pair, core: client.CoreV1Api) -> None:
