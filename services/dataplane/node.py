@@ -131,3 +131,32 @@ async def plug_management_port(
                             raise
     netlink.offloads_off(MGMT_PORT)
     log.info("management_port_ready", port=nn.logical_port, ips=[ip.address for ip in nn.ips])
+
+
+async def sync_cluster_routes(nn: controller_pb2.NodeNetwork, routed: set[str]) -> set[str]:
+    """Make kovn0's routes match the cluster CIDRs now (subnets come and go
+    after bootstrap); returns the CIDRs routed. Only CIDRs in `routed` (ours)
+    are ever removed."""
+    want = set(nn.cluster_cidrs)
+    async with netlink.route() as ipr:
+        index = await netlink.index_of(ipr, MGMT_PORT)
+        if index is None:
+            raise RuntimeError(f"{MGMT_PORT} is not plugged yet")
+        for cidr in sorted(want - routed):
+            for ip in nn.ips:
+                if ip.gateway and (":" in cidr) == (":" in ip.address):
+                    try:
+                        await ipr.route("add", dst=cidr, gateway=ip.gateway, oif=index)
+                    except NetlinkError as err:
+                        if err.code != errno.EEXIST:
+                            raise
+        for cidr in sorted(routed - want):
+            try:
+                await ipr.route("del", dst=cidr, oif=index)
+            except NetlinkError as err:
+                if err.code not in (errno.ESRCH, errno.ENOENT):
+                    raise
+    if want != routed:
+        added, removed = sorted(want - routed), sorted(routed - want)
+        log.info("cluster_routes_synced", added=added, removed=removed)
+    return want

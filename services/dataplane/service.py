@@ -4,13 +4,17 @@ API for tooling, on the chassis (services.common.server)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import time
+from collections.abc import Callable
 
 import grpc
 import structlog
 
 from cni_shim import spec
 from cni_shim.spec import CniError
+from services.api.controller.v1 import controller_pb2
 from services.api.dataplane.v1 import dataplane_pb2, dataplane_pb2_grpc
 from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.grpc_types import Context
@@ -24,6 +28,9 @@ from services.dataplane.config import DataplaneConfig
 from services.dataplane.controller_client import ControllerClient
 
 log = structlog.get_logger(__name__)
+
+#: How often kovn0's routes are compared with the cluster's subnets.
+ROUTE_REFRESH_SECONDS = 5.0
 
 
 def _attachment_pb(a: Attachment) -> dataplane_pb2.Attachment:
@@ -112,6 +119,25 @@ class DataplaneServicer(dataplane_pb2_grpc.DataplaneServicer):
         return _attachment_pb(a)
 
 
+class _RouteKick:
+    """The controller as ADD sees it, telling the node about each pod network."""
+
+    def __init__(
+        self,
+        inner: ControllerClient,
+        seen: Callable[[controller_pb2.PodNetwork], None],
+    ) -> None:
+        self._inner = inner
+        self._seen = seen
+
+    async def get(
+        self, namespace: str, name: str, nic: str, pod_uid: str, timeout: float
+    ) -> controller_pb2.PodNetwork:
+        pn = await self._inner.get(namespace, name, nic, pod_uid, timeout)
+        self._seen(pn)
+        return pn
+
+
 class DataplaneService(Service):
     name = "dataplane"
 
@@ -127,6 +153,8 @@ class DataplaneService(Service):
             key=config.controller_key,
         )
         self._ready = False
+        self._routed: set[str] = set()
+        self._routes_stale = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._health: Health | None = None
 
@@ -175,7 +203,7 @@ class DataplaneService(Service):
                 delay = min(delay * 2, 10.0)
         self._handler = CniHandler(
             self._db,
-            self._controller,
+            _RouteKick(self._controller, self._kick_routes),
             bridge=cfg.bridge,
             ovn_install_timeout=cfg.ovn_install_timeout,
             controller_timeout=cfg.controller_timeout,
@@ -196,13 +224,40 @@ class DataplaneService(Service):
                 nn = await self._controller.node_network(timeout=30)
                 if nn.logical_port:
                     await node.plug_management_port(self.db, self.config, nn)
-                return
+                    self._routed = set(nn.cluster_cidrs)
+                    break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("management_port_retry", error=repr(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+        await self._keep_routes()
+
+    def _kick_routes(self, pn: controller_pb2.PodNetwork) -> None:
+        """A pod in a CIDR kovn0 has no route to yet: refresh the routes now."""
+        routed = [ipaddress.ip_network(c) for c in self._routed]
+        for ip in pn.ips:
+            addr = ipaddress.ip_interface(ip.address).ip
+            if not any(addr in net for net in routed):
+                self._routes_stale.set()
+                return
+
+    async def _keep_routes(self) -> None:
+        # Subnets are added after bootstrap. A pod of a new subnet on this
+        # node kicks a refresh at once; subnets with pods only on other nodes
+        # are picked up by the periodic refresh.
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._routes_stale.wait(), ROUTE_REFRESH_SECONDS)
+            self._routes_stale.clear()
+            try:
+                nn = await self._controller.node_network(timeout=10)
+                self._routed = await node.sync_cluster_routes(nn, self._routed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster_routes_retry", error=repr(exc))
 
     async def serve_cni(
         self, env: dict[str, str], stdin: bytes, time_left: float | None = None

@@ -73,6 +73,11 @@ def test_pods_in_two_subnets_reach_each_other_through_the_router(kovn: KovnEnv) 
     assert "via 10.18.0.1" in route
     assert kovn.ping(src, def_ip)
     assert kovn.ping(kovn.pod_netns(other, "in-default"), sub_ip)
+    # Nodes route the subnet made after they bootstrapped: at once where it
+    # has a pod, within the dataplane's route refresh elsewhere.
+    assert kovn.ping(kovn.lay.node(n1).netns, sub_ip)
+    n2_ns = kovn.lay.node(n2).netns
+    wait_until(lambda: kovn.ping(n2_ns, sub_ip, wait=0.5), timeout=15, what=f"{n2} -> {sub_ip}")
 
 
 def test_node_and_pod_reach_each_other_through_kovn0(kovn: KovnEnv) -> None:
