@@ -16,6 +16,8 @@ store an address twice.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -158,12 +160,15 @@ class SqliteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer: _Writer | None = None
+        self._lock: int | None = None
 
     async def open(self) -> None:
-        try:
-            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as err:
-            raise Unavailable(f"cannot create the directory of {self.path!r}: {err}") from None
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as err:
+                raise Unavailable(f"cannot create the directory of {self.path!r}: {err}") from None
+            self._lock = _exclusive(self.path + ".lock")
         self._writer = _Writer(self.path)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
@@ -175,6 +180,9 @@ class SqliteStore(Store):
             self._writer.queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     def _submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._writer is None:
@@ -347,6 +355,27 @@ class SqliteStore(Store):
             return conn.execute("DELETE FROM cooling WHERE until_ms <= ?", (now_ms,)).rowcount
 
         return await self._submit(op)
+
+
+def _exclusive(path: str) -> int:
+    """Hold an exclusive lock on `path` for as long as the process lives.
+
+    The allocator's memory is the single replica's whole view: a second
+    process on the same database would hand out addresses the first believes
+    free (the schema would refuse the duplicates, but both would keep
+    stumbling). The kernel drops the lock when the holder dies, even by
+    kill -9, so a restart is never blocked by a dead predecessor.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise Unavailable(
+            f"{path} is locked: another ipam process serves this SQLite store "
+            "(SQLite is for one replica; use store=etcd for several)"
+        ) from None
+    return fd
 
 
 def _revision(conn: sqlite3.Connection, subnet: str) -> int:

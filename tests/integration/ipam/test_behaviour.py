@@ -346,6 +346,7 @@ async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
     await subnet(first, "net1", "10.10.0.0/29")
     recs = {i: (await first.allocate(pod(f"p{i}")))[0] for i in range(4)}
     await first.release(pod("p0"))
+    await first.store.close()  # the process ends (SQLite allows one at a time)
     second: IpamCore = await make_core()
     assert (await second.get_allocation(pod("p1"))).ips == recs[1].ips
     assert (await second.get_allocation(pod("p1"))).mac == recs[1].mac
@@ -579,3 +580,18 @@ async def test_etcd_subnet_checks_see_other_replicas(etcd_stores: Stores, clock:
     with expect(FailedPrecondition, "name", "1 live"):
         await blind.delete_subnet("big")
     assert [s.name for s in (await a.store.load()).subnets] == ["big"]
+
+
+async def test_sqlite_serves_one_process_at_a_time(tmp_path: Any) -> None:
+    """A second ipam on the same SQLite file is refused, and allowed once the first ends."""
+    from services.ipam.store.sqlite import SqliteStore
+
+    path = str(tmp_path / "one.db")
+    first = SqliteStore(path)
+    await first.open()
+    second = SqliteStore(path)
+    with pytest.raises(Unavailable, match="another ipam process"):
+        await second.open()
+    await first.close()
+    await second.open()
+    await second.close()
