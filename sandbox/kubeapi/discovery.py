@@ -60,6 +60,90 @@ def api_group(reg: Registry, name: str) -> Obj | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, vs)}
 
 
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    """Whether the client asked for aggregated discovery (apidiscovery v2)."""
+    for part in accept.split(","):
+        params = {
+            k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])
+        }
+        if (
+            params.get("g") == "apidiscovery.k8s.io"
+            and params.get("v") == "v2"
+            and params.get("as") == "APIGroupDiscoveryList"
+        ):
+            return True
+    return False
+
+
+def _aggregated_resource(rt: ResourceType) -> Obj:
+    kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    r: Obj = {
+        "resource": rt.plural,
+        "responseKind": kind,
+        "scope": "Namespaced" if rt.namespaced else "Cluster",
+        "singularResource": rt.singular_name,
+        "verbs": VERBS,
+    }
+    if rt.short_names:
+        r["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        r["categories"] = list(rt.categories)
+    subs: list[Obj] = []
+    if rt.status:
+        subs.append(
+            {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
+        )
+    if "binding" in rt.extra_subresources:
+        subs.append(
+            {
+                "subresource": "binding",
+                "responseKind": {"group": "", "version": "v1", "kind": "Binding"},
+                "verbs": ["create"],
+            }
+        )
+    if "eviction" in rt.extra_subresources:
+        subs.append(
+            {
+                "subresource": "eviction",
+                "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
+                "verbs": ["create"],
+            }
+        )
+    if subs:
+        r["subresources"] = subs
+    return r
+
+
+def aggregated(reg: Registry, legacy: bool) -> Obj:
+    """The APIGroupDiscoveryList for /api (legacy) or /apis: one document
+    instead of one request per group-version."""
+    items = []
+    for group, versions in reg.groups().items():
+        if (group == "") != legacy:
+            continue
+        item: Obj = {"metadata": {"name": group} if group else {}, "versions": []}
+        for v in versions:
+            item["versions"].append(
+                {
+                    "version": v,
+                    "resources": [
+                        _aggregated_resource(rt) for rt in reg.in_group_version(group, v)
+                    ],
+                    "freshness": "Current",
+                }
+            )
+        items.append(item)
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
+
+
 def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
     rts = reg.in_group_version(group, version)
     if not rts:

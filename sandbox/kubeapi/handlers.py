@@ -132,7 +132,7 @@ class Http:
         parts = [p for p in path.split("/") if p]
         method = request.method
         if method == "GET":
-            static = self._static(path, parts)
+            static = self._static(path, parts, request.headers.get("Accept", ""))
             if static is not None:
                 return static
         if not parts or parts[0] not in ("api", "apis"):
@@ -148,10 +148,13 @@ class Http:
         target = self._resolve(group, version, rest)
         return await self._serve(request, target)
 
-    def _static(self, path: str, parts: list[str]) -> web.StreamResponse | None:
+    def _static(self, path: str, parts: list[str], accept: str) -> web.StreamResponse | None:
         reg = self.registry
         if path == "/version":
             return _json(discovery.VERSION)
+        if path in ("/api", "/apis") and discovery.wants_aggregated(accept):
+            body = dumps(discovery.aggregated(reg, legacy=path == "/api"))
+            return web.Response(body=body, headers={"Content-Type": discovery.AGGREGATED})
         if path == "/api":
             return _json(discovery.api_versions(self.address))
         if path == "/apis":

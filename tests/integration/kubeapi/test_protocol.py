@@ -342,3 +342,20 @@ async def test_custom_resource_served_in_two_versions(kapi: Pair) -> None:
             "kovn.io", "v1", "default", "widgets", "w", {"spec": {}}
         )
     assert ei.value.status == 400
+
+
+async def test_aggregated_discovery(kapi: Pair) -> None:
+    srv, _ = kapi
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{srv.url}/apis", headers={"Accept": accept}) as r:
+            assert "as=APIGroupDiscoveryList" in r.headers["Content-Type"]
+            doc = await r.json(content_type=None)
+        async with s.get(f"{srv.url}/api", headers={"Accept": accept}) as r:
+            core = await r.json(content_type=None)
+    assert doc["kind"] == "APIGroupDiscoveryList"
+    groups = {i["metadata"]["name"]: i for i in doc["items"]}
+    slices = groups["discovery.k8s.io"]["versions"][0]["resources"]
+    assert slices[0]["resource"] == "endpointslices" and slices[0]["scope"] == "Namespaced"
+    pods = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "pods")
+    assert {s["subresource"] for s in pods["subresources"]} >= {"status", "binding"}
