@@ -21,7 +21,10 @@ def _help(text: str) -> dict[str, Any]:
 class ControllerConfig(ServerConfig):
     kubeconfig: str = field(default="", metadata=_help("kubeconfig path (empty: in-cluster)"))
     ipam: str = field(default="", metadata=_help("ipam service target (unix:/path or host:port)"))
-    ipam_ca: str = field(default="", metadata=_help("PEM CA for TLS to ipam"))
+    ipam_ca: str = field(
+        default="",
+        metadata=_help("PEM CA for TLS to ipam (tls_cert/tls_key, if set, authenticate us)"),
+    )
     nb: str = field(default="", metadata=_help("OVN NB remote, e.g. tcp:127.0.0.1:6641"))
     default_subnet: str = field(default="ovn-default", metadata=_help("name of the default subnet"))
     default_subnet_cidr: str = field(

@@ -128,7 +128,13 @@ class ControllerService(Service):
     async def start(self, health: Health) -> None:
         cfg = self.config
         kube = KubeClient(await connect(cfg.kubeconfig))
-        ipam = IpamClient(cfg.ipam, ca=cfg.ipam_ca)
+        # With a CA for ipam, the controller's own certificate proves who it is.
+        ipam = IpamClient(
+            cfg.ipam,
+            ca=cfg.ipam_ca,
+            cert=cfg.tls_cert if cfg.ipam_ca else "",
+            key=cfg.tls_key if cfg.ipam_ca else "",
+        )
         nb = NbClient(cfg.nb)
         # The NB replica (every row, on a big cluster) downloads while the
         # informers list: connecting is awaited only by leader work.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -70,7 +71,11 @@ async def test_drift_and_orphans_are_repaired_foreign_rows_kept(nb: tuple[NbClie
     nbctl(remote, "lsp-set-addresses", "p1.ns", "00:00:00:00:00:01 10.9.9.9")
     nbctl(remote, "lsp-set-port-security", "p2.ns")
 
-    plan = diff(_topology(3), await client.snapshot())
+    # The IDL replica learns of the hand edits on its own thread: poll it.
+    deadline = time.monotonic() + 10
+    while len((plan := diff(_topology(3), await client.snapshot())).ensure) < 2:
+        assert time.monotonic() < deadline, "the replica never saw the hand edits"
+        await asyncio.sleep(0.02)
     assert sorted(r.name for r in plan.ensure) == ["p1.ns", "p2.ns"]
     assert sorted(r.name for r in plan.remove) == ["p3.ns", "p4.ns"]
     changed = await client.apply(
