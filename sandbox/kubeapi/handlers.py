@@ -225,7 +225,7 @@ class Http:
         q = request.query
         m = request.method
         rt = t.rt
-        if t.watch_path or (m == "GET" and not t.name and _bool(q.get("watch"))):
+        if t.watch_path or (m == "GET" and not t.sub and _bool(q.get("watch"))):
             if t.name:
                 q = MultiDict(q)
                 fs = q.get("fieldSelector", "")

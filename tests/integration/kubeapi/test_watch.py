@@ -201,6 +201,11 @@ async def test_legacy_watch_path(kapi: Pair, core: client.CoreV1Api) -> None:
         async with s.get(url, params={"timeoutSeconds": "2"}) as r:
             ev = json.loads(await r.content.readline())
     assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "legacy"
+    async with aiohttp.ClientSession() as s:  # the same through ?watch on the object
+        url = f"{srv.url}/api/v1/namespaces/default/configmaps/legacy"
+        async with s.get(url, params={"watch": "true", "timeoutSeconds": "2"}) as r:
+            ev = json.loads(await r.content.readline())
+    assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "legacy"
 
 
 async def test_watch_delivery_is_prompt(core: client.CoreV1Api) -> None:
