@@ -38,8 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="create and start a sandbox")
     _common(p)
     p.add_argument("--nodes", type=int, default=2)
-    p.add_argument("--cni", choices=("bridge", "kovn"), default="bridge")
-    p.add_argument("--demo", action="store_true", help="reserved (accepted, ignored for now)")
+    p.add_argument(
+        "--cni",
+        choices=("bridge", "kovn"),
+        default=None,
+        help="the pods' CNI plugin: kovn (kovn's services run in the sandbox) or the "
+        "reference bridge + host-local (default: bridge, or kovn with --demo)",
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="apply a demo workload and show what kovn made of it"
+    )
     p = sub.add_parser("down", help="stop a sandbox and remove every trace of it")
     _common(p)
     p.add_argument("--keep-logs", action="store_true", help="keep *.log files in the state dir")
@@ -99,18 +107,39 @@ def _main(argv: list[str]) -> int:
     except (LayoutError, cluster.SandboxError) as e:
         print(f"kovn sandbox {args.command}: {e}", file=sys.stderr)
         return 1
+    except RuntimeError as e:
+        # e.g. components.ComponentError: a kovn service did not come up.
+        print(f"kovn sandbox {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     return 2
 
 
 def _up(args: argparse.Namespace, state_dir: Path) -> int:
+    cni = args.cni or ("kovn" if args.demo else "bridge")
+    if args.demo and cni != "kovn":
+        print("kovn sandbox up: --demo shows kovn at work; it needs --cni kovn", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
-    lay = cluster.up(args.name, state_dir, args.nodes, args.cni)
+    lay = cluster.up(args.name, state_dir, args.nodes, cni)
+    if cni == "kovn":
+        # kovn's own services (ipam, controller, a dataplane per node).
+        from sandbox import components
+
+        try:
+            components.start(lay)
+        except BaseException:
+            cluster.down(state_dir, keep_logs=True)
+            raise
     took = time.monotonic() - t0
     print(f"sandbox {lay.name} up in {took:.1f}s: {len(lay.nodes)} nodes, cni {lay.cni}")
     print(f"  state dir   {lay.state_dir}")
     print(f"  kubeconfig  {lay.kubeconfig}")
     print(f"  OVN NB      unix:{lay.central_dir / 'ovnnb_db.sock'}  tcp:{lay.central_ip}:6641")
     print(f"  try: kubectl --kubeconfig {lay.kubeconfig} get nodes -o wide")
+    if args.demo:
+        from sandbox import demo
+
+        return 0 if demo.run(lay) else 1
     return 0
 
 
@@ -168,6 +197,13 @@ def _status(lay: Layout, as_json: bool) -> int:
         f"central {lay.central_ip} ({_up_count(daemons['central'])})  "
         f"kube-api {'up' if api['kubeapi'] else 'DOWN'}  agents {'up' if api['agents'] else 'DOWN'}"
     )
+    if lay.cni == "kovn":
+        from sandbox import components
+
+        kovn = components.running(lay)
+        up_names = [n for n, pid in kovn.items() if pid]
+        print(f"kovn services {len(up_names)}/{len(kovn)} up: " + ", ".join(
+            f"{n} {'up' if pid else 'DOWN'}" for n, pid in kovn.items()))  # fmt: skip
     rows = [("NODE", "NETNS", "UNDERLAY IP", "POD CIDR", "DAEMONS")]
     for n in lay.nodes:
         rows.append((n.name, n.netns, n.underlay_ip, n.pod_cidr, _up_count(daemons[n.name])))

@@ -363,6 +363,16 @@ def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+def _stop_kovn(lay: Layout) -> None:
+    """kovn's services in their order (dataplanes, controller, ipam); see components.py."""
+    from sandbox import components
+
+    try:
+        components.stop(lay)
+    except Exception as e:  # down goes on; the pidfile sweep below stops the rest
+        log.warning("stopping kovn's services failed", error=str(e))
+
+
 def _stop_other_pidfiles(lay: Layout) -> None:
     """Stop whatever else left a pidfile in the state dir (e.g. kovn's services).
 
@@ -390,6 +400,8 @@ def down(state_dir: Path, keep_logs: bool = False) -> bool:
         return False
     t0 = time.monotonic()
     _kill_pidfile(state_dir / "agents.pid", "sandbox.agents")
+    if lay.cni == "kovn":
+        _stop_kovn(lay)
     _kill_pidfile(state_dir / "kubeapi.pid", "sandbox.kubeapi")
     _stop_other_pidfiles(lay)
     pod_ns = re.compile(re.escape(lay.pod_netns_prefix) + r"[0-9a-f]{12}$")

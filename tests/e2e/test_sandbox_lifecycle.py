@@ -152,6 +152,9 @@ def test_bad_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "invalid sandbox name 'x_'" in capsys.readouterr().err
     assert cli.main(["status", "--name", "sbxt-none", "--state-dir", str(tmp_path / "z")]) == 1
     assert "no sandbox" in capsys.readouterr().err
+    demo = ["up", "--demo", "--cni", "bridge", "--state-dir", str(tmp_path / "d")]
+    assert cli.main(demo) == 2
+    assert "--demo" in capsys.readouterr().err and not (tmp_path / "d").exists()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "data.txt").write_text("keep me")
@@ -187,3 +190,33 @@ def test_underlay_subnet_avoids_one_already_routed_here(tmp_path: Path) -> None:
         assert other != derived and other.startswith("172.31.")
     finally:
         subprocess.run(["ip", "link", "del", link], check=False)
+
+
+def test_cli_up_with_kovn_runs_its_services_and_down_removes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = sandbox_name()
+    sd = tmp_path / "kovn"
+    args = ["--name", name, "--state-dir", str(sd)]
+    try:
+        assert cli.main(["up", "--nodes", "2", "--cni", "kovn", *args]) == 0
+        sbx = SandboxHandle.open(sd)
+        sbx.kubectl("run", "sbxt-k", "--image=busybox", "--restart=Never")
+        sbx.kubectl("wait", "--for=condition=Ready", "pod/sbxt-k", "--timeout=60s")
+        pod = json.loads(sbx.kubectl("get", "pod", "sbxt-k", "-o", "json"))
+        # An address from kovn's default subnet, not the bridge plugin's pod CIDR.
+        assert pod["status"]["podIP"].startswith("10.16.")
+        capsys.readouterr()
+        assert cli.main(["status", *args]) == 0
+        assert "kovn services" in capsys.readouterr().out
+        kovn_procs = [c for _, c in live_processes_mentioning(str(sd)) if "services." in c]
+        assert len(kovn_procs) >= 4, kovn_procs  # ipam, controller, a dataplane per node
+        before = traces(sbx)
+        assert before["processes"]
+        assert cli.main(["down", *args]) == 0
+        assert empty(traces(sbx)), traces(sbx)
+        assert not live_processes_mentioning(str(sd))
+        routes = subprocess.run(["ip", "-4", "-o", "route"], capture_output=True, text=True)
+        assert sbx.layout.subnet not in routes.stdout
+    finally:
+        cluster.down(sd, keep_logs=True)
