@@ -88,8 +88,11 @@ def desired_rows(ctx: Context) -> list[DesiredRow]:
 async def resync(ctx: Context) -> ResyncResult:
     """Make kovn's NB rows exactly what the caches say; write only the difference."""
     started = time.perf_counter()
-    desired = desired_rows(ctx)
+    # Snapshot first, then compute what is wanted without yielding, then
+    # queue the write: a pod forgotten meanwhile is either already absent
+    # from `desired` or its removal is queued after ours, never resurrected.
     actual = await ctx.nb.snapshot()
+    desired = desired_rows(ctx)
     plan = diff(desired, actual)
     written = 0
     if plan.ensure or plan.remove:
