@@ -167,6 +167,10 @@ async def test_subnets_namespaces_and_invalid_subnets(cluster: Cluster) -> None:
     assert bad is not None and bad["reason"] == "InvalidSpec" and "spec.gateway" in bad["message"]
     overlap = await _ready_condition(cluster, "overlap")
     assert overlap is not None and "overlaps subnet s1" in overlap["message"]
+    warnings = await cluster.events_for("default", "bad")
+    assert (
+        warnings and warnings[0]["type"] == "Warning" and "spec.gateway" in warnings[0]["message"]
+    )
     switches = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch").split()
     assert sorted(switches) == ["join", "ovn-default", "s1"]
     # A pod asking for the invalid subnet is refused with the reason.
