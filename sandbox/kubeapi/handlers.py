@@ -79,6 +79,20 @@ def _accept(request: web.Request) -> str:
     return "object"
 
 
+def _too_large(want: int, current: int) -> ApiError:
+    return ApiError(
+        504,
+        f"Too large resource version: {want}, current: {current}",
+        "Timeout",
+        {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+    )
+
+
 def _bool(v: str | None) -> bool:
     """Go's strconv.ParseBool, which the real server uses for query flags."""
     return v in ("1", "t", "T", "true", "TRUE", "True")
@@ -473,20 +487,7 @@ class Http:
             raise bad_request(f'invalid resource version: "{rv}"') from None
         current = self.api.store.rv
         if want > current:
-            raise ApiError(
-                504,
-                f"Too large resource version: {want}, current: {current}",
-                "Timeout",
-                {
-                    "causes": [
-                        {
-                            "reason": "ResourceVersionTooLarge",
-                            "message": "Too large resource version",
-                        }
-                    ],
-                    "retryAfterSeconds": 1,
-                },
-            )
+            raise _too_large(want, current)
         if match == "Exact" and want != current:
             raise ApiError(410, f"too old resource version: {want} ({current})", "Expired")
 
@@ -534,6 +535,12 @@ class Http:
                 since = int(rv_param)
             except ValueError:
                 raise bad_request(f'invalid resource version: "{rv_param}"') from None
+            if since > self.api.store.rv:
+                # A version this store never issued (lost in a crash, or from
+                # before a state reset). A real server (etcd) cannot go back;
+                # here the client must relist, so it gets what makes every
+                # client relist: 410 Gone, as an ERROR event like any other.
+                since = -1
         mode = _accept(request)
         include = q.get("includeObject", "Metadata")
 

@@ -303,3 +303,13 @@ async def test_node_scoped_watch_sees_binding_as_added_and_deletion(core: client
         if len(seen) == 2:
             w.stop()
     assert seen == [("ADDED", "later"), ("DELETED", "later")]
+
+
+async def test_watch_from_a_version_never_issued_is_410(kapi: Pair) -> None:
+    """(After a crash lost uncommitted writes, or a state reset.) Clients relist on 410."""
+    srv, _ = kapi
+    async with aiohttp.ClientSession() as s:
+        url = f"{srv.url}/api/v1/namespaces/default/configmaps"
+        async with s.get(url, params={"watch": "1", "resourceVersion": "999999"}) as r:
+            ev = json.loads(await r.content.readline())
+    assert ev["type"] == "ERROR" and ev["object"]["code"] == 410
