@@ -49,6 +49,7 @@ from services.controller.pods import PodReconciler
 from services.controller.resync import collect_garbage, load_allocations, resync
 from services.controller.servicer import ControllerServicer
 from services.controller.subnets import PoolReconciler, SubnetReconciler
+from services.controller.topology import CLUSTER_ROUTER
 from services.controller.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,7 @@ class ControllerService(Service):
         self.caught_up = asyncio.Event()
         self.last_resync: Any = None
         self._leader_task: asyncio.Task[None] | None = None
+        self._router_uuid = ""
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         controller_pb2_grpc.add_ControllerServicer_to_server(_Lazy(self), server)  # type: ignore[no-untyped-call]
@@ -295,6 +297,7 @@ class ControllerService(Service):
         await load_allocations(ctx)
         phase("allocations_loaded")
         self.last_resync = await resync(ctx)
+        self._router_uuid = await ctx.nb.router_uuid(CLUSTER_ROUTER)
         phase("nb_resync")
         for queue in self.queues.values():
             queue.start()
@@ -311,6 +314,13 @@ class ControllerService(Service):
         while True:
             await asyncio.sleep(cfg.usage_period)  # the period of the usage refresh itself
             try:
+                router = await ctx.nb.router_uuid(CLUSTER_ROUTER)
+                if router != self._router_uuid:
+                    # A new or wiped NB database: rebuild everything now
+                    # rather than at the next periodic resync.
+                    log.warning("kovn's NB rows are gone or replaced; resyncing")
+                    self.last_resync = await resync(ctx)
+                    self._router_uuid = await ctx.nb.router_uuid(CLUSTER_ROUTER)
                 await self.subnets.refresh_usage()
                 now = time.monotonic()
                 if next_resync is not None and now >= next_resync:

@@ -112,6 +112,20 @@ class _Snapshot(command.BaseCommand):  # type: ignore[misc]
         self.result = found
 
 
+class _RouterUuid(command.BaseCommand):  # type: ignore[misc]
+    """The uuid of kovn's cluster router, "" when absent (a cheap NB identity)."""
+
+    READ_ONLY = True
+
+    def __init__(self, api: Any, name: str) -> None:
+        super().__init__(api)
+        self.name = name
+
+    def run_idl(self, txn: Any) -> None:
+        row = idlutils.row_by_value(self.api.idl, "Logical_Router", "name", self.name, None)
+        self.result = str(row.uuid) if row is not None else ""
+
+
 class _Apply(command.BaseCommand):  # type: ignore[misc]
     """Creates/fixes `ensure` rows and removes `remove` rows in one txn.
 
@@ -260,6 +274,12 @@ class NbClient:
         result: dict[RowKey, OwnedRow] = await asyncio.to_thread(
             _Snapshot(self.api).execute, check_error=True
         )
+        return result
+
+    async def router_uuid(self, name: str) -> str:
+        """uuid of the named router ("" if absent): it changes when the NB
+        database was replaced or kovn's rows were wiped."""
+        result: str = await asyncio.to_thread(_RouterUuid(self.api, name).execute, check_error=True)
         return result
 
     async def apply(

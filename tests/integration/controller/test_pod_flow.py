@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -532,3 +533,35 @@ async def test_distributed_egress_leaves_through_the_pods_node(cluster: Cluster)
     assert n1.ips[0].address.split("/")[0] in outside  # next hop: n1's join address
     inside = trace(b.ips[0].address.split("/")[0])
     assert 'output to "out2.default"' in inside and "node-n1" not in inside
+
+
+async def test_a_lost_nb_database_is_rebuilt(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.subnet("s1", cidrBlock="10.20.0.0/16", namespaces=["default"], private=True)
+    replica = await cluster.start_replica()
+    for i in range(5):
+        await cluster.pod("default", f"w{i}")
+    before = {i: await _network(replica, "default", f"w{i}") for i in range(5)}
+    for queue in replica.service.queues.values():
+        await queue.wait_idle()
+    # OVN central comes back with empty databases (as after losing its disk).
+    await asyncio.to_thread(cluster.ovn.stop)
+    await asyncio.to_thread(cluster.ovn.start)
+
+    def rebuilt() -> bool:
+        try:
+            ports = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
+        except subprocess.CalledProcessError:
+            return False
+        return all(f"w{i}.default" in ports for i in range(5)) and "node-n1" in ports
+
+    await until(rebuilt, timeout=30, what="kovn's rows rebuilt in the new NB")
+    for i, net in before.items():
+        ip = net.ips[0].address.split("/")[0]
+        assert ip in cluster.nbctl("get", "Logical_Switch_Port", f"w{i}.default", "addresses")
+    assert "ip4.dst == 10.20.0.0/16" in cluster.nbctl("--bare", "--columns=match", "list", "ACL")
+    routes = cluster.nbctl("--bare", "--columns=ip_prefix", "list", "Logical_Router_Static_Route")
+    assert "0.0.0.0/0" in routes
+    # And it keeps serving new pods.
+    await cluster.pod("default", "fresh")
+    assert (await _network(replica, "default", "fresh")).ips
