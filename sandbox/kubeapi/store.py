@@ -293,8 +293,6 @@ class Store:
         if since is not None:
             if since < 0 or since > self.rv:
                 raise gone(f"resource version newer than this server's ({self.rv}); relist")
-                    f"resource version is newer than this server's newest ({self.rv}); relist"
-                )
             if since < self._floor:
                 raise gone(f"too old resource version: {since} ({self._floor + 1})")
             w.min_rv = since
