@@ -11,10 +11,13 @@ already up just prints the tables again.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sandbox import cluster, components, netns
@@ -183,7 +186,11 @@ def _subnets(lay: Layout) -> list[tuple[str, ...]]:
                 s["metadata"]["name"],
                 spec.get("cidrBlock", ""),
                 ",".join(spec.get("namespaces", [])) or "-",
-                f"{status.get('v4UsingIPs', '?')} used, {status.get('v4AvailableIPs', '?')} free",
+                (
+                    f"{status['v4UsingIPs']} used, {status.get('v4AvailableIPs', '?')} free"
+                    if "v4UsingIPs" in status
+                    else "(usage not counted yet)"
+                ),
             )
         )
     rows.append(("join", st.join_cidr, "(nodes)", "one kovn0 per node"))
@@ -229,9 +236,18 @@ def report(lay: Layout) -> bool:
     return green
 
 
+def _tool(name: str) -> str:
+    """`name` if the shell finds it, else its path next to this interpreter (the venv)."""
+    if shutil.which(name):
+        return name
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
 def next_steps(lay: Layout) -> str:
     d = components.describe(lay)
     name = "" if lay.name == "kovn" else f" --name {lay.name}"
+    kovn, grpcurl = _tool("kovn"), _tool("grpcurl")
     kc = f"kubectl --kubeconfig {lay.kubeconfig}"
     return "\n".join(
         [
@@ -239,15 +255,15 @@ def next_steps(lay: Layout) -> str:
             "The cluster keeps running. Next commands to try:",
             f"  {kc} get pods -A -o wide",
             f"  {kc} get subnets",
-            f"  kovn sandbox exec{name} demo-a/web-1 -- ping -c2 {FIXED_IP}",
-            f"  kovn sandbox exec{name} demo-b/db-1 -- ip addr show eth0",
-            f"  kovn sandbox status{name}",
-            f"  grpcurl -plaintext {d['controller']} list",
-            f"  grpcurl -plaintext {d['ipam']} grpc.health.v1.Health/Check",
-            f"  grpcurl -plaintext -unix {d['dataplanes'][lay.nodes[0].name]} "
+            f"  {kovn} sandbox exec{name} demo-a/web-1 -- ping -c2 {FIXED_IP}",
+            f"  {kovn} sandbox exec{name} demo-b/db-1 -- ip addr show eth0",
+            f"  {kovn} sandbox status{name}",
+            f"  {grpcurl} -plaintext {d['controller']} list",
+            f"  {grpcurl} -plaintext {d['ipam']} grpc.health.v1.Health/Check",
+            f"  {grpcurl} -plaintext -unix {d['dataplanes'][lay.nodes[0].name]} "
             "kovn.dataplane.v1.Dataplane/ListAttachments",
             f"  logs: {d['logs']}/*.log",
-            f"  kovn sandbox down{name}",
+            f"  {kovn} sandbox down{name}",
         ]
     )
 
