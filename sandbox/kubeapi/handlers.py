@@ -79,6 +79,14 @@ def _accept(request: web.Request) -> str:
     return "object"
 
 
+_SUBRESOURCE_METHODS = {
+    "status": ("GET", "PUT", "PATCH"),
+    "binding": ("POST",),
+    "eviction": ("POST",),
+    "finalize": ("PUT",),
+}
+
+
 def _too_large(want: int, current: int) -> ApiError:
     return ApiError(
         504,
@@ -239,6 +247,12 @@ class Http:
         q = request.query
         m = request.method
         rt = t.rt
+        if t.sub and m not in _SUBRESOURCE_METHODS.get(t.sub, ()):
+            raise ApiError(
+                405,
+                "the server does not allow this method on the requested resource",
+                "MethodNotAllowed",
+            )
         if t.watch_path or (m == "GET" and not t.sub and _bool(q.get("watch"))):
             if t.name:
                 q = MultiDict(q)

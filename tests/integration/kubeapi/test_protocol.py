@@ -359,3 +359,18 @@ async def test_aggregated_discovery(kapi: Pair) -> None:
     assert slices[0]["resource"] == "endpointslices" and slices[0]["scope"] == "Namespaced"
     pods = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "pods")
     assert {s["subresource"] for s in pods["subresources"]} >= {"status", "binding"}
+
+
+async def test_subresources_accept_only_their_methods(kapi: Pair, core: client.CoreV1Api) -> None:
+    srv, _ = kapi
+    await core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "m"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    )
+    base = f"{srv.url}/api/v1/namespaces/default/pods/m"
+    async with aiohttp.ClientSession() as s:
+        for method, path in (("PUT", "/binding"), ("GET", "/eviction"), ("DELETE", "/status")):
+            async with s.request(method, base + path, json={}) as r:
+                assert r.status == 405, (method, path)
+        async with s.get(base + "/status") as r:
+            assert r.status == 200
