@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from sandbox import workers
 from sandbox.kube import KubeClient, KubeError
 from sandbox.kubelet import Kubelet
 from sandbox.layout import Layout
@@ -108,6 +109,9 @@ class Agents:
 
 async def amain(state_dir: Path, ready_fd: int | None) -> int:
     layout = Layout.load(state_dir)
+    # Start the worker threads now: started lazily by the first pod of a
+    # burst, 256 thread starts would stall the loop right when it is busiest.
+    workers.start_all()
     kube = await KubeClient.from_kubeconfig(Path(layout.kubeconfig))
     agents = Agents(layout, kube)
     stop = asyncio.Event()

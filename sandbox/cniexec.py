@@ -303,7 +303,7 @@ class CniRunner:
         host = netns.path(self.host_netns) if self.host_netns is not None else None
         stdin = json.dumps(conf).encode()
         try:
-            proc = await workers.pool().run(
+            proc = await workers.pool("plugins").run(
                 lambda: _run_plugin(argv, stdin, env, self.timeout, host)
             )
         except subprocess.TimeoutExpired:

@@ -314,6 +314,7 @@ class PodWorker:
             # Written before the netns exists, so `down` finds it even after a crash.
             await self.k.write_record(self.uid, rec)
             t0 = time.monotonic()
+            timing["record_ms"] = round((t0 - t_start) * 1000)
             await netns.acreate(ns)
             t1 = time.monotonic()
             result = await self.k.cni.add(cid, f"/run/netns/{ns}", IFNAME, self._cni_args(pod, cid))

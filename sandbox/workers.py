@@ -75,13 +75,21 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
         fut.set_exception(exc)
 
 
-_pool: Workers | None = None
-POOL_SIZE = 256
+# Two pools, so quick jobs (a file write, a netns) never queue behind plugin
+# runs, which may block for seconds each (kovn-cni waits for the dataplane).
+POOL_SIZES = {"plugins": 256, "io": 16}
+_pools: dict[str, Workers] = {}
 
 
-def pool() -> Workers:
-    """The process-wide pool, started on first use."""
-    global _pool
-    if _pool is None:
-        _pool = Workers(POOL_SIZE, "kovn-sbx")
-    return _pool
+def pool(kind: str = "io") -> Workers:
+    """The process-wide pool of that kind ("io" or "plugins"), started on first use."""
+    if kind not in _pools:
+        if kind not in POOL_SIZES:
+            raise ValueError(f"unknown worker pool {kind!r}: one of {sorted(POOL_SIZES)}")
+        _pools[kind] = Workers(POOL_SIZES[kind], f"sbx-{kind}")
+    return _pools[kind]
+
+
+def start_all() -> None:
+    for kind in POOL_SIZES:
+        pool(kind)
