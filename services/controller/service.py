@@ -228,8 +228,12 @@ class ControllerService(Service):
         self.caught_up.clear()
         if self._leader_task is not None:
             self._leader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._leader_task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # its failure must not stop the step-down
+                log.error("leader work had failed", error=str(exc), exc_info=exc)
             self._leader_task = None
         for queue in self.queues.values():
             await queue.stop()
@@ -254,8 +258,12 @@ class ControllerService(Service):
         took = time.perf_counter() - started
         metrics.TAKEOVER_SECONDS.set(took)
         log.info("every object reconciled once since taking over", seconds=round(took, 3))
-        # Pods and nodes deleted while nobody led: their allocations go now.
-        await collect_garbage(ctx)
+        # Pods and nodes deleted while nobody led: their allocations go now
+        # (or at the next periodic collection if ipam is unreachable now).
+        try:
+            await collect_garbage(ctx)
+        except Exception as exc:
+            log.warning("garbage collection failed; will retry", error=str(exc))
         self.caught_up.set()
         await self._periodic(ctx)
 

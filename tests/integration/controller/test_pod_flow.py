@@ -565,3 +565,25 @@ async def test_a_lost_nb_database_is_rebuilt(cluster: Cluster) -> None:
     # And it keeps serving new pods.
     await cluster.pod("default", "fresh")
     assert (await _network(replica, "default", "fresh")).ips
+
+
+async def test_ipam_outage_is_retried_not_reported(cluster: Cluster) -> None:
+    from tests.integration.controller.harness import start_ipam
+
+    await cluster.node("n1")
+    replica = await cluster.start_replica()
+    await cluster.pod("default", "before")
+    await _network(replica, "default", "before")
+    await asyncio.to_thread(cluster.ipam.stop)
+    await cluster.pod("default", "during")
+    waiting = asyncio.create_task(_network(replica, "default", "during"))
+    queue = replica.service.queues["pod"]
+    await until(lambda: queue.failures("default/during") >= 2, what="allocation retried")
+    assert not waiting.done()  # a temporary failure is not the pod's answer
+    cluster.ipam = await asyncio.to_thread(start_ipam, cluster.tmp / "ipam")
+    net = await asyncio.wait_for(waiting, 30)
+    assert (
+        net.ips
+        and net.ips[0].address != (await _network(replica, "default", "before")).ips[0].address
+    )
+    assert not await cluster.events_for("default", "during")
