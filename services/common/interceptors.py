@@ -10,8 +10,8 @@ logged with its traceback).
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,6 +38,7 @@ class ServerState:
         self.draining = False
         self.in_flight = 0
         self._idle: list[Callable[[], None]] = []
+        self._gauge = GRPC_IN_FLIGHT.labels(service)
 
     def on_idle(self, callback: Callable[[], None]) -> None:
         self._idle.append(callback)
@@ -46,26 +47,29 @@ class ServerState:
         # Probes and reflection are not counted: a health Watch stream may stay
         # open for the life of the server and must not hold up draining.
         self.in_flight += 1
-        GRPC_IN_FLIGHT.labels(self.service).inc()
+        self._gauge.inc()
 
     def leave(self) -> None:
         self.in_flight -= 1
-        GRPC_IN_FLIGHT.labels(self.service).dec()
+        self._gauge.dec()
         if self.in_flight == 0:
             for callback in self._idle:
                 callback()
 
 
-def _metadata(details: grpc.HandlerCallDetails, key: str) -> str | None:
-    for k, v in details.invocation_metadata or ():
-        if k == key:
-            return v if isinstance(v, str) else v.decode()
-    return None
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY:
+            return value if isinstance(value, str) else value.decode()
+    return os.urandom(8).hex()
 
 
 class ChassisInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, state: ServerState) -> None:
         self.state = state
+        # Wrapping is per method, not per call: the registered handler for a
+        # method never changes, so its wrapper is built once and reused.
+        self._wrapped: dict[str, tuple[MethodHandler, MethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -76,9 +80,15 @@ class ChassisInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return None
         method: str = details.method
-        request_id = _metadata(details, REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
-        exempt = method.startswith(ALWAYS_ALLOWED)
-        call = _Call(self.state, method, request_id, exempt)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: MethodHandler) -> MethodHandler:
+        call = _Method(self.state, method, method.startswith(ALWAYS_ALLOWED))
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 call.wrap_unary(handler.unary_unary),
@@ -104,71 +114,63 @@ class ChassisInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
-class _Call:
-    """Bookkeeping for one call: context, metrics, error mapping."""
+class _Method:
+    """One method's wrapper: context, metrics, error mapping for each call."""
 
-    def __init__(self, state: ServerState, method: str, request_id: str, exempt: bool) -> None:
+    def __init__(self, state: ServerState, method: str, exempt: bool) -> None:
         self.state = state
         self.method = method
         self.short = method.rsplit("/", 1)[-1]
-        self.request_id = request_id
         self.exempt = exempt
+        self._latency = GRPC_LATENCY.labels(state.service, self.short)
+        self._counts: dict[str, Any] = {}
 
-    async def _before(self, context: Context) -> None:
+    async def _before(self, context: Context, request_id: str) -> None:
         if self.state.draining and not self.exempt:
-            await self._abort(
+            await _abort(
                 context,
+                request_id,
                 grpc.StatusCode.UNAVAILABLE,
                 "server is shutting down; retry on another replica",
             )
 
-    async def _abort(
-        self,
-        context: Context,
-        code: grpc.StatusCode,
-        message: str,
-        field: str | None = None,
-    ) -> None:
-        trailers: list[tuple[str, str]] = [(REQUEST_ID_KEY, self.request_id)]
-        if field:
-            trailers.append((FIELD_METADATA_KEY, field))
-        self.code = code
-        await context.abort(code, message, tuple(trailers))
-
-    async def _on_error(self, context: Context, err: BaseException) -> None:
+    async def _on_error(self, context: Context, request_id: str, err: BaseException) -> None:
         if isinstance(err, KovnError):
             log.info("request failed", code=err.status.name, error=str(err))
-            await self._abort(context, err.status, str(err), err.field)
+            await _abort(context, request_id, err.status, str(err), err.field)
         log.exception("bug: unexpected error", error_type=type(err).__name__)
-        await self._abort(
+        await _abort(
             context,
+            request_id,
             grpc.StatusCode.INTERNAL,
-            f"internal error ({type(err).__name__}); request id {self.request_id}",
+            f"internal error ({type(err).__name__}); request id {request_id}",
         )
 
     def _finish(self, context: Context, started: float) -> None:
-        code = getattr(self, "code", None) or context.code() or grpc.StatusCode.OK
+        code = context.code() or grpc.StatusCode.OK
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        service = self.state.service
-        GRPC_REQUESTS.labels(service, self.short, name).inc()
-        GRPC_LATENCY.labels(service, self.short).observe(time.perf_counter() - started)
+        counter = self._counts.get(name)
+        if counter is None:
+            counter = GRPC_REQUESTS.labels(self.state.service, self.short, name)
+            self._counts[name] = counter
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
 
     def wrap_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: Context) -> Any:
             started = time.perf_counter()
+            request_id = _request_id(context)
             if not self.exempt:
                 self.state.enter()
-            with structlog.contextvars.bound_contextvars(
-                request_id=self.request_id, method=self.method
-            ):
+            with structlog.contextvars.bound_contextvars(request_id=request_id, method=self.method):
                 try:
-                    await self._before(context)
-                    context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+                    await self._before(context, request_id)
+                    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
                     return await inner(request, context)
                 except grpc.aio.AbortError:
                     raise
                 except Exception as err:
-                    await self._on_error(context, err)
+                    await self._on_error(context, request_id, err)
                 finally:
                     self._finish(context, started)
                     if not self.exempt:
@@ -181,22 +183,34 @@ class _Call:
     ) -> Callable[..., AsyncIterator[Any]]:
         async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
+            request_id = _request_id(context)
             if not self.exempt:
                 self.state.enter()
-            with structlog.contextvars.bound_contextvars(
-                request_id=self.request_id, method=self.method
-            ):
+            with structlog.contextvars.bound_contextvars(request_id=request_id, method=self.method):
                 try:
-                    await self._before(context)
+                    await self._before(context, request_id)
                     async for item in inner(request, context):
                         yield item
                 except grpc.aio.AbortError:
                     raise
                 except Exception as err:
-                    await self._on_error(context, err)
+                    await self._on_error(context, request_id, err)
                 finally:
                     self._finish(context, started)
                     if not self.exempt:
                         self.state.leave()
 
         return handle
+
+
+async def _abort(
+    context: Context,
+    request_id: str,
+    code: grpc.StatusCode,
+    message: str,
+    field: str | None = None,
+) -> None:
+    trailers: list[tuple[str, str]] = [(REQUEST_ID_KEY, request_id)]
+    if field:
+        trailers.append((FIELD_METADATA_KEY, field))
+    await context.abort(code, message, tuple(trailers))
