@@ -165,7 +165,10 @@ class Store:
             keys = self._sorted[gr] = sorted(items)
         if ns is None:
             return [(k, items[k]) for k in keys]
-        return [(k, items[k]) for k in keys if k[0] == ns]
+        # Keys sort by (namespace, name): one namespace is a contiguous slice.
+        lo = bisect.bisect_left(keys, (ns,))
+        hi = bisect.bisect_left(keys, (ns + "\x00",))
+        return [(k, items[k]) for k in keys[lo:hi]]
 
     def pods_on_node(self, ns: str | None, node: str) -> list[tuple[tuple[str, str], Entry]]:
         items = self.objects.get(POD_GR, {})

@@ -163,3 +163,12 @@ async def test_list_resource_version_semantics(core: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as ei:
         await core.list_namespaced_config_map("default", resource_version_match="Exact")
     assert ei.value.status == 400
+
+
+async def test_namespaced_lists_do_not_leak_across_similar_names(core: client.CoreV1Api) -> None:
+    for ns in ("a", "a-b", "ab"):
+        await core.create_namespace({"metadata": {"name": ns}})
+        await core.create_namespaced_config_map(ns, {"metadata": {"name": f"in-{ns}"}})
+    for ns in ("a", "a-b", "ab"):
+        got = await core.list_namespaced_config_map(ns)
+        assert [c.metadata.name for c in got.items] == [f"in-{ns}"]
