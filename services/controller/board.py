@@ -66,9 +66,6 @@ class Board(Generic[T]):
             entry.value = None
             self._pulse(entry)
 
-    def keys(self) -> list[str]:
-        return list(self._entries)
-
     async def wait(
         self,
         key: str,

@@ -72,6 +72,8 @@ class Context:
     pools: dict[str, PoolSpec] = field(default_factory=dict)
     #: Pod NIC allocations by "namespace/pod/nic".
     allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
+    #: NICs with an allocation, by "namespace/pod" (to clean up every NIC).
+    pod_nics: dict[str, set[str]] = field(default_factory=dict)
     #: Node join allocations by node name.
     node_allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
     #: Digest of each row kovn knows to be in the NB as wanted.
@@ -106,7 +108,7 @@ class Context:
     @property
     def default_subnet(self) -> SubnetSpec:
         for spec in self.subnets.values():
-            if spec.default and not spec.internal:
+            if spec.default and not spec.internal and not spec.provider:
                 return spec
         return self.subnets[self.config.default_subnet]
 

@@ -29,9 +29,10 @@ from services.common.errors import (
     NotFound,
     ResourceExhausted,
 )
-from services.common.kube import KubeError, resource_path
+from services.common.kube import KubeError, Obj, resource_path
 from services.controller import annotations as ann
 from services.controller import metrics, topology
+from services.controller.attachments import NETWORKS, Attachment, parse_networks
 from services.controller.context import Context, NicNetwork, nic_key
 from services.controller.events import pod_ref
 from services.controller.ipam_client import owner
@@ -51,6 +52,7 @@ class Request:
     ips: tuple[str, ...] = ()
     mac: str = ""
     pool: str = ""
+    nic: str = "eth0"
 
 
 def _rate_bps(annotations: dict[str, str], name: str) -> int:
@@ -79,14 +81,29 @@ class PodReconciler:
             if name and name in self.ctx.subnets:
                 return self.ctx.subnets[name]
         for spec in self.ctx.pod_subnets():
-            if namespace in spec.namespaces:
+            if namespace in spec.namespaces and not spec.provider:
                 return spec
         return None
 
-    def request(self, namespace: str, annotations: dict[str, str]) -> Request:
-        """What the pod asks for; raises with the annotation key when invalid."""
+    def attachment_subnet(self, att: Attachment) -> SubnetSpec:
+        for spec in self.ctx.pod_subnets():
+            if spec.provider in att.providers:
+                return spec
+        raise NotFound(
+            f"no ready Subnet has provider {att.providers[0]!r} for interface {att.nic!r}",
+            field=NETWORKS,
+        )
+
+    def request(
+        self,
+        namespace: str,
+        annotations: dict[str, str],
+        nic: str = NIC,
+        attachment: Attachment | None = None,
+    ) -> Request:
+        """What the pod asks for on `nic`; raises naming the annotation when invalid."""
         ctx = self.ctx
-        pool_name, pool_key = ann.read(annotations, ann.IP_POOL)
+        pool_name, pool_key = ann.read(annotations, ann.IP_POOL, nic)
         pool = None
         if pool_name:
             pool = ctx.pools.get(pool_name)
@@ -94,8 +111,8 @@ class PodReconciler:
                 if ctx.informers.ippools.get(pool_name) is not None:
                     raise Retry(f"IPPool {pool_name!r} is not reconciled yet", delay=0.2)
                 raise NotFound(f"IPPool {pool_name!r} does not exist", field=pool_key)
-        switch, switch_key = ann.read(annotations, ann.LOGICAL_SWITCH)
-        if pool is None and not ann.read(annotations, ann.IP_ADDRESS)[0]:
+        switch, switch_key = ann.read(annotations, ann.LOGICAL_SWITCH, nic)
+        if attachment is None and pool is None and not ann.read(annotations, ann.IP_ADDRESS)[0]:
             # A pool bound to the pod's namespace applies when the pod names
             # neither a pool nor an address (and no other subnet).
             pool = next(
@@ -128,6 +145,8 @@ class PodReconciler:
                     f"subnet {pool.subnet!r} of IPPool {pool.name!r} is not ready", field=pool_key
                 )
             subnet = ctx.subnets[pool.subnet]
+        elif attachment is not None:
+            subnet = self.attachment_subnet(attachment)
         else:
             subnet = self.namespace_subnet(namespace) or ctx.default_subnet
         if pool is not None and pool.subnet != subnet.name:
@@ -135,7 +154,7 @@ class PodReconciler:
                 f"IPPool {pool.name!r} belongs to subnet {pool.subnet!r}, not {subnet.name!r}",
                 field=pool_key,
             )
-        ips_raw, ip_key = ann.read(annotations, ann.IP_ADDRESS)
+        ips_raw, ip_key = ann.read(annotations, ann.IP_ADDRESS, nic)
         ips: list[str] = []
         for part in (p.strip() for p in ips_raw.split(",") if p.strip()):
             try:
@@ -152,14 +171,14 @@ class PodReconciler:
                     f"{addr} is the gateway of subnet {subnet.name}", field=ip_key
                 )
             ips.append(str(addr))
-        mac, mac_key = ann.read(annotations, ann.MAC_ADDRESS)
+        mac, mac_key = ann.read(annotations, ann.MAC_ADDRESS, nic)
         if mac:
             if not _MAC.match(mac):
                 raise InvalidArgument(f"{mac!r} is not a MAC address", field=mac_key)
             if int(mac.split(":")[0], 16) & 1:
                 raise InvalidArgument(f"{mac} is a multicast MAC", field=mac_key)
             mac = mac.lower()
-        return Request(subnet=subnet, ips=tuple(ips), mac=mac, pool=pool_name)
+        return Request(subnet=subnet, ips=tuple(ips), mac=mac, pool=pool_name, nic=nic)
 
     # -- reconciling --------------------------------------------------------
 
@@ -178,27 +197,52 @@ class PodReconciler:
             return
         uid = str(meta.get("uid") or "")
         annotations: dict[str, str] = meta.get("annotations") or {}
-        nkey = nic_key(namespace, name, NIC)
         try:
-            req = self.request(namespace, annotations)
+            attachments = parse_networks(annotations.get(NETWORKS, ""), namespace)
+        except KovnError as exc:
+            ctx.failed_pods.add(str(key))
+            ctx.pod_board.failed(nic_key(namespace, name, NIC), exc, uid)
+            raise
+        failures: list[KovnError] = []
+        for nic, attachment in [(NIC, None), *((a.nic, a) for a in attachments)]:
+            try:
+                if not await self._reconcile_nic(pod, nic, attachment):
+                    return  # the pod went away meanwhile
+            except KovnError as exc:
+                if exc.retryable:
+                    raise
+                ctx.pod_board.failed(nic_key(namespace, name, nic), exc, uid)
+                failures.append(exc)
+        if failures:
+            ctx.failed_pods.add(str(key))
+            raise failures[0]
+        ctx.failed_pods.discard(str(key))
+
+    async def _reconcile_nic(self, pod: Obj, nic: str, attachment: Attachment | None) -> bool:
+        """One NIC: allocate, port, annotations, answer. False: the pod is gone."""
+        ctx = self.ctx
+        meta: dict[str, Any] = pod["metadata"]
+        spec: dict[str, Any] = pod["spec"]
+        namespace, name = meta["namespace"], meta["name"]
+        uid = str(meta.get("uid") or "")
+        annotations: dict[str, str] = meta.get("annotations") or {}
+        nkey = nic_key(namespace, name, nic)
+        req = self.request(namespace, annotations, nic, attachment)
+        primary = nic == NIC
+        qos = (0, 0)
+        if primary:
             qos = (
                 _rate_bps(annotations, ann.INGRESS_RATE),
                 _rate_bps(annotations, ann.EGRESS_RATE),
             )
-            alloc = await self._allocate(namespace, name, uid, req)
-        except KovnError as exc:
-            if not exc.retryable:
-                ctx.failed_pods.add(str(key))
-                ctx.pod_board.failed(nkey, exc, uid)
-            raise
-        ctx.failed_pods.discard(str(key))
+        alloc = await self._allocate(namespace, name, uid, req)
         addresses = tuple(a.address for a in alloc.addresses)
         gateways = tuple(a.gateway for a in alloc.addresses)
-        port = topology.pod_port_name(namespace, name, NIC)
+        port = topology.pod_port_name(namespace, name, nic)
         row = topology.pod_port_row(
             namespace,
             name,
-            NIC,
+            nic,
             req.subnet.name,
             topology.NicAddress(alloc.mac, addresses),
             spec["nodeName"],
@@ -207,14 +251,14 @@ class PodReconciler:
             await ctx.writer.write([row])
             ctx.nb_known[(row.table, row.name)] = row.digest
         want = {
-            ann.key(ann.ALLOCATED): "true",
-            ann.key(ann.IP_ADDRESS): ",".join(a.ip for a in alloc.addresses),
-            ann.key(ann.MAC_ADDRESS): alloc.mac,
-            ann.key(ann.CIDR): ",".join(a.cidr for a in alloc.addresses),
-            ann.key(ann.GATEWAY): ",".join(gateways),
-            ann.key(ann.LOGICAL_SWITCH): req.subnet.name,
-            ann.key(ann.LOGICAL_PORT): port,
-            ann.key(ann.POD_UID): uid,
+            ann.key(ann.ALLOCATED, nic): "true",
+            ann.key(ann.IP_ADDRESS, nic): ",".join(a.ip for a in alloc.addresses),
+            ann.key(ann.MAC_ADDRESS, nic): alloc.mac,
+            ann.key(ann.CIDR, nic): ",".join(a.cidr for a in alloc.addresses),
+            ann.key(ann.GATEWAY, nic): ",".join(gateways),
+            ann.key(ann.LOGICAL_SWITCH, nic): req.subnet.name,
+            ann.key(ann.LOGICAL_PORT, nic): port,
+            ann.key(ann.POD_UID, nic): uid,
         }
         patch = {k: v for k, v in want.items() if annotations.get(k) != v}
         if patch:
@@ -226,18 +270,19 @@ class PodReconciler:
                 metrics.KUBE_WRITES.labels(kind="pod").inc()
             except KubeError as exc:
                 if exc.status == 404:
-                    return  # deleted meanwhile; its deletion event follows
+                    return False  # deleted meanwhile; its deletion event follows
                 raise
-        distributed = req.subnet.gateway_type == "distributed"
-        ips = tuple(a.ip for a in alloc.addresses) if distributed else ()
-        ctx.index_pod(nkey, spec["nodeName"], ips)
+        if primary:
+            distributed = req.subnet.gateway_type == "distributed"
+            ips = tuple(a.ip for a in alloc.addresses) if distributed else ()
+            ctx.index_pod(nkey, spec["nodeName"], ips)
         ctx.pod_board.ready(
             nkey,
             NicNetwork(
                 namespace=namespace,
                 name=name,
                 uid=uid,
-                nic=NIC,
+                nic=nic,
                 logical_port=port,
                 logical_switch=req.subnet.name,
                 mac=alloc.mac,
@@ -250,15 +295,17 @@ class PodReconciler:
             ),
             uid,
         )
+        return True
 
     async def _allocate(
         self, namespace: str, name: str, uid: str, req: Request
     ) -> ipam_pb2.Allocation:
         ctx = self.ctx
-        nkey = nic_key(namespace, name, NIC)
+        nkey = nic_key(namespace, name, req.nic)
         have = ctx.allocations.get(nkey)
         if have is not None:
             if _satisfies(have, req):
+                ctx.pod_nics.setdefault(f"{namespace}/{name}", set()).add(req.nic)
                 return have
             if have.pod_uid and have.pod_uid != uid:
                 # A previous pod of the same name held it; that pod is gone.
@@ -270,7 +317,7 @@ class PodReconciler:
                     f"the pod already holds {held} ({have.mac}) in subnet {have.owner.network}; "
                     "recreate the pod to change its address"
                 )
-        who = owner(req.subnet.name, namespace, name, NIC)
+        who = owner(req.subnet.name, namespace, name, req.nic)
         try:
             alloc = await ctx.ipam.allocate(
                 who, pod_uid=uid, ips=req.ips, mac=req.mac, pool=req.pool
@@ -287,27 +334,30 @@ class PodReconciler:
         except (AlreadyExists, ResourceExhausted, NotFound, InvalidArgument) as exc:
             raise type(exc)(exc.message, field=_field_for(exc, req)) from None
         ctx.allocations[nkey] = alloc
+        ctx.pod_nics.setdefault(f"{namespace}/{name}", set()).add(req.nic)
         return alloc
 
     async def forget(self, namespace: str, name: str) -> None:
-        """The pod object is gone: remove its port and release its addresses."""
+        """The pod object is gone: remove its ports and release its addresses."""
         ctx = self.ctx
-        nkey = nic_key(namespace, name, NIC)
-        port = topology.pod_port_name(namespace, name, NIC)
-        known = ctx.nb_known.pop(("Logical_Switch_Port", port), None)
-        have = ctx.allocations.pop(nkey, None)
-        if known is not None or have is not None:
-            await ctx.writer.write(
-                remove=[
-                    OwnedRow("Logical_Switch_Port", port, f"pod/{namespace}/{name}/{NIC}", "", "")
-                ]
-            )
+        nics = {NIC} | ctx.pod_nics.pop(f"{namespace}/{name}", set())
+        removals = []
+        for nic in sorted(nics):
+            port = topology.pod_port_name(namespace, name, nic)
+            known = ctx.nb_known.pop(("Logical_Switch_Port", port), None)
+            have = ctx.allocations.pop(nic_key(namespace, name, nic), None)
+            if known is not None or have is not None:
+                owner_id = f"pod/{namespace}/{name}/{nic}"
+                removals.append(OwnedRow("Logical_Switch_Port", port, owner_id, "", ""))
+        if removals:
+            await ctx.writer.write(remove=removals)
         released = 0
         async for alloc in ctx.ipam.allocations_of(namespace, name):
             await ctx.ipam.release(alloc.owner)
             released += 1
-        ctx.pod_board.clear(nkey)
-        ctx.index_pod(nkey, "", ())
+        for nic in nics:
+            ctx.pod_board.clear(nic_key(namespace, name, nic))
+        ctx.index_pod(nic_key(namespace, name, NIC), "", ())
         ctx.failed_pods.discard(f"{namespace}/{name}")
         log.debug("pod network removed", namespace=namespace, pod=name, released=released)
 

@@ -40,6 +40,7 @@ async def load_allocations(ctx: Context) -> None:
     """Replace the allocation caches with what ipam holds."""
     pods = {}
     nodes = {}
+    nics: dict[str, set[str]] = {}
     join = ctx.config.join_subnet
     async for alloc in ctx.ipam.allocations():
         o = alloc.owner
@@ -47,7 +48,9 @@ async def load_allocations(ctx: Context) -> None:
             nodes[o.pod] = alloc
         else:
             pods[nic_key(o.namespace, o.pod, o.nic)] = alloc
+            nics.setdefault(f"{o.namespace}/{o.pod}", set()).add(o.nic or "eth0")
     ctx.allocations = pods
+    ctx.pod_nics = nics
     ctx.node_allocations = nodes
 
 
@@ -76,7 +79,7 @@ def desired_rows(ctx: Context) -> list[DesiredRow]:
         rows.append(
             topology.pod_port_row(o.namespace, o.pod, o.nic, o.network, addr, spec["nodeName"])
         )
-        if ctx.subnets[o.network].gateway_type == "distributed":
+        if o.nic in ("", "eth0") and ctx.subnets[o.network].gateway_type == "distributed":
             ips = tuple(a.ip for a in alloc.addresses)
             ctx.node_pods.setdefault(spec["nodeName"], {})[key] = ips
             ctx.pod_node[key] = spec["nodeName"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import grpc
@@ -31,10 +32,14 @@ from services.controller.context import Context, NicNetwork, nic_key
 from services.controller.leader import LeaderElector
 
 FORWARDED_KEY = "x-kovn-forwarded"
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 DEFAULT_WAIT = 30.0
 
 
 def _routes(net: NicNetwork) -> list[controller_pb2.Route]:
+    """Default routes through the subnet's gateway, on the primary NIC only."""
+    if net.nic != "eth0":
+        return []
     routes = []
     for addr, gw in zip(net.addresses, net.gateways, strict=False):
         if gw:
@@ -120,8 +125,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         if not request.name:
             raise InvalidArgument("must not be empty", field="name")
         nic = request.nic or "eth0"
-        if nic != "eth0":
-            raise InvalidArgument(f"{nic!r}: only the primary NIC eth0 is supported", field="nic")
+        if not _IFNAME.match(nic):
+            raise InvalidArgument(f"{nic!r} is not an interface name", field="nic")
         if not self.elector.is_leader:
             result: controller_pb2.PodNetwork = await self._forward(
                 "GetPodNetwork", request, context

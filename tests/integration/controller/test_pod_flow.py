@@ -587,3 +587,63 @@ async def test_ipam_outage_is_retried_not_reported(cluster: Cluster) -> None:
         and net.ips[0].address != (await _network(replica, "default", "before")).ips[0].address
     )
     assert not await cluster.events_for("default", "during")
+
+
+async def test_secondary_nics_from_network_attachments(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.subnet("storage", cidrBlock="10.70.0.0/24", provider="storage-net.default")
+    await cluster.subnet("backup", cidrBlock="10.71.0.0/24", provider="backup.infra.ovn")
+    replica = await cluster.start_replica()
+    networks = "storage-net, infra/backup@bk0"
+    await cluster.pod(
+        "default",
+        "multi",
+        annotations={
+            "k8s.v1.cni.cncf.io/networks": networks,
+            "kovn.io/bk0.ip_address": "10.71.0.9",
+        },
+    )
+    primary = await _network(replica, "default", "multi")
+    assert primary.logical_switch == "ovn-default" and primary.routes
+
+    async def nic(name: str) -> controller_pb2.PodNetwork:
+        net: controller_pb2.PodNetwork = await replica.stub.GetPodNetwork(
+            controller_pb2.GetPodNetworkRequest(namespace="default", name="multi", nic=name),
+            timeout=20,
+        )
+        return net
+
+    net1, bk0 = await nic("net1"), await nic("bk0")
+    assert (net1.logical_switch, net1.logical_port) == ("storage", "multi.default.net1")
+    assert net1.ips[0].address.startswith("10.70.0.") and not net1.routes
+    assert bk0.ips[0].address == "10.71.0.9/24" and bk0.logical_port == "multi.default.bk0"
+    pod = await cluster.get_pod("default", "multi")
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["kovn.io/net1.logical_switch"] == "storage"
+    assert annotations["kovn.io/bk0.ip_address"] == "10.71.0.9"
+    ports = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
+    assert {"multi.default", "multi.default.net1", "multi.default.bk0"} <= set(ports)
+    # A provider-bound subnet never serves primary NICs; a missing provider is an error.
+    await cluster.pod(
+        "default", "orphan-nic", annotations={"k8s.v1.cni.cncf.io/networks": "nowhere"}
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await replica.stub.GetPodNetwork(
+            controller_pb2.GetPodNetworkRequest(namespace="default", name="orphan-nic", nic="net1"),
+            timeout=10,
+        )
+    assert "nowhere.default" in (err.value.details() or "")
+    assert (await _network(replica, "default", "orphan-nic")).logical_switch == "ovn-default"
+    # Deleting the pod removes every NIC's port and address.
+    await cluster.delete_pod("default", "multi")
+
+    def ports_gone() -> bool:
+        names = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
+        return not any(n.startswith("multi.default") for n in names)
+
+    await until(ports_gone, what="all ports of multi removed")
+
+    async def released() -> bool:
+        return not [a async for a in replica.ctx.ipam.allocations() if a.owner.pod == "multi"]
+
+    await until(released, what="all addresses of multi released")
