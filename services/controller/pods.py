@@ -382,9 +382,9 @@ def _field_for(exc: KovnError, req: Request) -> str | None:
     """Name the pod annotation behind an ipam refusal, for the user."""
     text = exc.message.lower()
     if req.mac and ("mac" in text or (exc.field or "").endswith("mac")):
-        return ann.key(ann.MAC_ADDRESS)
+        return ann.key(ann.MAC_ADDRESS, req.nic)
     if req.ips and isinstance(exc, AlreadyExists | InvalidArgument):
-        return ann.key(ann.IP_ADDRESS)
+        return ann.key(ann.IP_ADDRESS, req.nic)
     if req.pool:
-        return ann.key(ann.IP_POOL)
+        return ann.key(ann.IP_POOL, req.nic)
     return exc.field
