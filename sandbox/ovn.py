@@ -41,8 +41,16 @@ class OvnCentral:
         self.env = daemon.private_env(self.run_dir)
         self.nb_remote = f"unix:{self.run_dir / 'ovnnb_db.sock'}"
         self.sb_remote = f"unix:{self.run_dir / 'ovnsb_db.sock'}"
-        self.nb_tcp: str | None = None
-        self.sb_tcp: str | None = None
+        # Known up front for fixed ports (nodes can be configured before
+        # start); for port 0 they are filled in by start().
+        self.nb_tcp: str | None = self._tcp(nb_port) if nb_port else None
+        self.sb_tcp: str | None = self._tcp(sb_port) if sb_port else None
+
+    def _tcp(self, port: int) -> str | None:
+        if self.listen_ip is None:
+            return None
+        host = f"[{self.listen_ip}]" if ":" in self.listen_ip else self.listen_ip
+        return f"tcp:{host}:{port}"
 
     def start(self) -> None:
         """Fresh NB/SB databases, both servers and northd; returns when northd works."""
@@ -77,8 +85,7 @@ class OvnCentral:
             return None
         if port == 0:
             port = self._bound_port(self.run_dir / f"{name}.log")
-        host = f"[{self.listen_ip}]" if ":" in self.listen_ip else self.listen_ip
-        return f"tcp:{host}:{port}"
+        return self._tcp(port)
 
     @staticmethod
     def _bound_port(log_file: Path, timeout: float = 5.0) -> int:

@@ -68,6 +68,9 @@ def test_central_stop_is_idempotent_and_leaves_no_process(tmp_path: Path) -> Non
     assert not any(c.running().values())
     assert not any(_alive(p) for p in pids)
     assert c.nb_tcp is None
+    # With fixed ports the TCP remotes are known before start (to configure nodes).
+    fixed = OvnCentral(tmp_path / "f", listen_ip="172.31.9.2")
+    assert (fixed.nb_tcp, fixed.sb_tcp) == ("tcp:172.31.9.2:6641", "tcp:172.31.9.2:6642")
 
 
 def test_node_registers_chassis_and_claims_port(
