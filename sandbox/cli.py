@@ -56,9 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("kubeconfig", help="print the kubeconfig path")
     _common(p)
-    p = sub.add_parser("exec", help="run a command in a pod's network namespace")
+    p = sub.add_parser(
+        "exec",
+        help="run a command in a pod's network namespace (or a node's, the central's, "
+        "the external host's)",
+    )
     _common(p)
-    p.add_argument("pod", metavar="NAMESPACE/POD")
+    p.add_argument("pod", metavar="NAMESPACE/POD|NODE|central|external")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     return ap
 
@@ -228,27 +232,48 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def exec_target(lay: Layout, target: str) -> tuple[str, dict[str, str]]:
+    """(netns, extra env) for an exec target; raises SandboxError naming it.
+
+    A node target gets that node's OVS/OVN environment, so `ovs-vsctl show`
+    or `ovn-appctl` there talk to the node's own daemons; `central` gets the
+    NB/SB defaults, so plain `ovn-nbctl show` works.
+    """
+    ns, sep, name = target.partition("/")
+    if sep:
+        if not ns or not name:
+            raise cluster.SandboxError(f"pod {target!r} must be NAMESPACE/POD")
+        recs = [
+            r
+            for r in cluster.pod_records(lay)
+            if r.get("namespace") == ns and r.get("name") == name and r.get("netns")
+        ]
+        if not recs:
+            raise cluster.SandboxError(f"pod {target} has no network namespace on any node")
+        return str(recs[-1]["netns"]), {}
+    for n in lay.nodes:
+        if target == n.name:
+            return n.netns, cluster.node_of(lay, n).env
+    if target == "central":
+        central = cluster.central_of(lay)
+        env = {**central.env, "OVN_NB_DB": central.nb_remote, "OVN_SB_DB": central.sb_remote}
+        return lay.central_netns, env
+    if target == "external":
+        return lay.external_netns, {}
+    nodes = ", ".join(n.name for n in lay.nodes)
+    raise cluster.SandboxError(
+        f"unknown exec target {target!r}: NAMESPACE/POD, a node ({nodes}), central or external"
+    )
+
+
 def _exec(lay: Layout, target: str, cmd: list[str]) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        print("kovn sandbox exec: no command given (NAMESPACE/POD -- CMD ...)", file=sys.stderr)
+        print("kovn sandbox exec: no command given (TARGET -- CMD ...)", file=sys.stderr)
         return 2
-    ns, sep, name = target.partition("/")
-    if not sep or not ns or not name:
-        print(f"kovn sandbox exec: pod {target!r} must be NAMESPACE/POD", file=sys.stderr)
-        return 2
-    recs = [
-        r
-        for r in cluster.pod_records(lay)
-        if r.get("namespace") == ns and r.get("name") == name and r.get("netns")
-    ]
-    if not recs:
-        print(f"kovn sandbox exec: pod {target} has no network namespace on any node",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    netns_name = str(recs[-1]["netns"])
-    os.execvp("ip", ["ip", "netns", "exec", netns_name, *cmd])
+    netns_name, env = exec_target(lay, target)
+    os.execvpe("ip", ["ip", "netns", "exec", netns_name, *cmd], {**os.environ, **env})
 
 
 if __name__ == "__main__":

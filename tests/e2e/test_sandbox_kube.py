@@ -238,6 +238,16 @@ def test_status_and_exec_cli(sandbox: SandboxHandle, capsys: pytest.CaptureFixtu
         assert Path(sandbox.kubeconfig).is_file()
         assert cli.main(["exec", "--state-dir", sd, "default/nope", "--", "true"]) == 1
         assert "default/nope" in capsys.readouterr().err
+        assert cli.main(["exec", "--state-dir", sd, "nowhere", "--", "true"]) == 1
+        assert "unknown exec target 'nowhere'" in capsys.readouterr().err
+        # What `exec NODE -- ovs-vsctl show` and `exec central -- ovn-nbctl show` run.
+        node = sandbox.node_layouts()[0]
+        ns, env = cli.exec_target(sandbox.layout, node.name)
+        assert ns == node.netns
+        res = netns.run(ns, ["ovs-vsctl", "br-exists", "br-phy"], env=env, check=False)
+        assert res.returncode == 0, res.stderr
+        ns, env = cli.exec_target(sandbox.layout, "central")
+        assert "Chassis" in netns.run(ns, ["ovn-sbctl", "show"], env=env).stdout
     finally:
         sandbox.kubectl("delete", "pod", name, "--wait=true", "--timeout=30s")
 
