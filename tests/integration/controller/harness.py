@@ -230,30 +230,45 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def running_cluster(tmp: Path) -> AsyncIterator[Cluster]:
-    ovn = OvnCentral(tmp / "ovn")
-    await asyncio.to_thread(ovn.start)
-    ipam: IpamProcess | None = None
-    kubeapi = KubeApiServer(tmp / "kubeapi")
-    kube: KubeClient | None = None
-    cluster: Cluster | None = None
-    try:
-        ipam = start_ipam(tmp / "ipam")
+    """Every piece is stopped on the way out, each on its own: one failing
+    teardown step (or a test that replaced a piece) never leaks the others."""
+    async with contextlib.AsyncExitStack() as stack:
+        ovn = OvnCentral(tmp / "ovn")
+        stack.push_async_callback(asyncio.to_thread, ovn.stop)
+        await asyncio.to_thread(ovn.start)
+        holder: dict[str, Any] = {}
+
+        async def stop_ipam() -> None:
+            for proc in (
+                holder.get("first"),
+                holder["cluster"].ipam if "cluster" in holder else None,
+            ):
+                if proc is not None:
+                    await asyncio.to_thread(proc.stop)
+
+        stack.push_async_callback(stop_ipam)
+        holder["first"] = ipam = await asyncio.to_thread(start_ipam, tmp / "ipam")
+        kubeapi = KubeApiServer(tmp / "kubeapi")
+
+        async def stop_kubeapi() -> None:
+            # A test may have replaced the server (restarted it on the same port).
+            current = holder["cluster"].kubeapi if "cluster" in holder else kubeapi
+            await current.stop()
+
         await kubeapi.start()
+        stack.push_async_callback(stop_kubeapi)
         kube = KubeClient(await connect(str(kubeapi.kubeconfig_path)))
+        stack.push_async_callback(kube.close)
         await install_crds(kube)
-        cluster = Cluster(tmp, kubeapi, kube, ovn, ipam)
-        yield cluster
-    finally:
-        if cluster is not None:
+        cluster = holder["cluster"] = Cluster(tmp, kubeapi, kube, ovn, ipam)
+
+        async def stop_replicas() -> None:
             for replica in list(cluster.replicas):
-                await cluster.stop_replica(replica)
-        if kube is not None:
-            await kube.close()
-        # A test may have replaced the server (restarted it on the same port).
-        await (cluster.kubeapi if cluster is not None else kubeapi).stop()
-        if ipam is not None:
-            ipam.stop()
-        await asyncio.to_thread(ovn.stop)
+                with contextlib.suppress(Exception):
+                    await cluster.stop_replica(replica)
+
+        stack.push_async_callback(stop_replicas)
+        yield cluster
 
 
 async def until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:

@@ -107,8 +107,13 @@ async def test_unknown_pod_and_bad_requests_fail_precisely(cluster: Cluster) -> 
         controller_pb2.GetPodNetworkRequest(namespace="default", name="good"), timeout=10
     )
     assert good.ips
+
+    async def warned() -> bool:  # the Event follows the answer
+        return bool(await cluster.events_for("default", "bad-ip"))
+
+    await until(warned, what="a Warning Event for bad-ip")
     events = await cluster.events_for("default", "bad-ip")
-    assert events and events[0]["type"] == "Warning" and "10.99.0.5" in events[0]["message"]
+    assert events[0]["type"] == "Warning" and "10.99.0.5" in events[0]["message"]
 
 
 async def _network(replica: object, namespace: str, name: str) -> controller_pb2.PodNetwork:
@@ -168,10 +173,13 @@ async def test_subnets_namespaces_and_invalid_subnets(cluster: Cluster) -> None:
     assert bad is not None and bad["reason"] == "InvalidSpec" and "spec.gateway" in bad["message"]
     overlap = await _ready_condition(cluster, "overlap")
     assert overlap is not None and "overlaps subnet s1" in overlap["message"]
+
+    async def warned(name: str) -> bool:  # the Event follows the status/answer
+        return bool(await cluster.events_for("default", name))
+
+    await until(lambda: warned("bad"), what="a Warning Event for the bad Subnet")
     warnings = await cluster.events_for("default", "bad")
-    assert (
-        warnings and warnings[0]["type"] == "Warning" and "spec.gateway" in warnings[0]["message"]
-    )
+    assert warnings[0]["type"] == "Warning" and "spec.gateway" in warnings[0]["message"]
     switches = cluster.nbctl("--bare", "--columns=name", "list", "Logical_Switch").split()
     assert sorted(switches) == ["join", "ovn-default", "s1"]
     # A pod asking for the invalid subnet is refused with the reason.
