@@ -10,13 +10,15 @@ reused).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -81,17 +83,22 @@ def start(
     ]
     if unixctl:
         argv.append(f"--unixctl={run_dir / (name + '.ctl')}")
-    become_subreaper()
     full_env = {**os.environ, **private_env(run_dir), **(env or {})}
     t0 = time.monotonic()
     try:
-        res = subprocess.run(
-            netns.command(netns_name, argv),
-            capture_output=True,
-            text=True,
-            env=full_env,
-            timeout=timeout,
-        )
+        # The daemon's launcher exits once it is ready; while it does, this
+        # process is the subreaper, so the daemon becomes our child and
+        # stop() can reap it at once (PID 1 here reaps orphans only every
+        # second or so). Only for this call: daemons other code detaches
+        # must not become zombies of a process that never waits for them.
+        with adopting_orphans():
+            res = subprocess.run(
+                netns.command(netns_name, argv),
+                capture_output=True,
+                text=True,
+                env=full_env,
+                timeout=timeout,
+            )
     except subprocess.TimeoutExpired as e:
         stop(pidfile, program)
         raise DaemonError(f"{name}: not ready after {timeout}s\n{log_tail(logfile)}") from e
@@ -160,20 +167,27 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
     pidfile.unlink(missing_ok=True)
 
 
-_subreaper = False
+_PR_SET_CHILD_SUBREAPER = 36
+_libc = ctypes.CDLL(None, use_errno=True)
+_adopt_lock = threading.Lock()
+_adopting = 0
 
 
-def become_subreaper() -> None:
-    """Make this process adopt the daemons it detaches (PR_SET_CHILD_SUBREAPER).
-
-    PID 1 here reaps orphans only every second or so; adopting them lets
-    stop() reap at once, so a finished test leaves not even a zombie.
-    """
-    global _subreaper
-    if not _subreaper:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-        _subreaper = True
+@contextlib.contextmanager
+def adopting_orphans() -> Iterator[None]:
+    """Be the child subreaper (PR_SET_CHILD_SUBREAPER) for the duration of the block."""
+    global _adopting
+    with _adopt_lock:
+        if _adopting == 0:
+            _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _adopting += 1
+    try:
+        yield
+    finally:
+        with _adopt_lock:
+            _adopting -= 1
+            if _adopting == 0:
+                _libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 class ToolError(RuntimeError):

@@ -87,7 +87,7 @@ def kill_all(name: str, timeout: float = 5.0) -> None:
         if not victims:
             break
     for pid in everyone:
-        reap(pid)  # the ones this process adopted (see daemon.become_subreaper)
+        reap(pid)  # the ones this process adopted (see daemon.adopting_orphans)
 
 
 def pid_alive(pid: int) -> bool:

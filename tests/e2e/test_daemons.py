@@ -9,6 +9,7 @@ and leaves no process, and misuse fails with a clear message.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import secrets
 from collections.abc import Iterator
@@ -58,11 +59,25 @@ def test_central_serves_nb_and_sb_over_unix_and_tcp(central: OvnCentral) -> None
     assert all(central.running().values())
 
 
+def _is_subreaper() -> bool:
+    flag = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return bool(flag.value)
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_central_stop_is_idempotent_and_leaves_no_process(tmp_path: Path) -> None:
     c = OvnCentral(tmp_path / "c")
     c.start()
     pids = list(c.running().values())
     assert all(pids)
+    # Our daemons are our children (stop() reaps them at once), but this
+    # process does not stay a subreaper for daemons other code detaches.
+    assert {_ppid(p) for p in pids if p} == {os.getpid()}
+    assert not _is_subreaper()
     c.stop()
     c.stop()
     assert not any(c.running().values())
