@@ -87,8 +87,16 @@ class Informer:
             except Exception:
                 log.exception("informer listener failed", kind=self.kind, key=key)
 
-    async def _list(self) -> None:
-        items, rv = await self.kube.list(self.path)
+    async def _list(self) -> bool:
+        """List into the cache; False when the API does not serve the
+        resource (yet): a CRD not installed is an empty collection, not an
+        outage, so the controller still serves everything else."""
+        try:
+            items, rv = await self.kube.list(self.path)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+            items, rv = [], ""
         self.lists += 1
         fresh = {object_key(o): self.transform(o) for o in items}
         old_cache, self.cache = self.cache, fresh
@@ -103,6 +111,7 @@ class Informer:
             if key not in fresh:
                 self._emit(DELETED, key, old, None)
         self.synced.set()
+        return bool(rv)
 
     async def _run(self) -> None:
         failures = 0
@@ -111,7 +120,12 @@ class Informer:
         while True:
             try:
                 if need_list:
-                    await self._list()
+                    if not await self._list():
+                        failures += 1
+                        delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10))
+                        log.info("resource not served; listing again later", kind=self.kind)
+                        await asyncio.sleep(delay)  # until its CRD is installed
+                        continue
                     need_list = False
                 gone = await self._watch()
                 failures = 0

@@ -84,3 +84,29 @@ async def test_reconnects_and_resumes_without_relisting(tmp_path: Path) -> None:
         await informer.stop()
         await kube.close()
         await srv.stop()
+
+
+async def test_a_resource_not_served_yet_is_empty_until_its_crd_arrives(tmp_path: Path) -> None:
+    from tests.integration.controller.harness import install_crds
+
+    srv = KubeApiServer(tmp_path / "api")
+    await srv.start()
+    kube = KubeClient(await connect(str(srv.kubeconfig_path)))
+    informer = Informer(kube, "subnets", "/apis/kovn.io/v1/subnets", max_backoff=0.2)
+    rec = Recorder()
+    informer.add_listener(rec)
+    try:
+        informer.start()
+        await asyncio.wait_for(informer.synced.wait(), 10)  # synced, though empty
+        assert informer.cache == {}
+        await install_crds(kube)
+        await kube.create(
+            "/apis/kovn.io/v1/subnets",
+            {"apiVersion": "kovn.io/v1", "kind": "Subnet", "metadata": {"name": "late"},
+             "spec": {"cidrBlock": "10.9.0.0/16"}},
+        )  # fmt: skip
+        await rec.until(lambda: "late" in informer.cache)
+    finally:
+        await informer.stop()
+        await kube.close()
+        await srv.stop()
