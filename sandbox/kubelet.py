@@ -320,9 +320,12 @@ class PodWorker:
             result = await self.k.cni.add(cid, f"/run/netns/{ns}", IFNAME, self._cni_args(pod, cid))
             t2 = time.monotonic()
             timing.update(netns_ms=round((t1 - t0) * 1000), cni_ms=round((t2 - t1) * 1000))
-            ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
+            try:
+                ips = [str(ip["address"]).split("/")[0] for ip in result.get("ips", [])]
+            except (KeyError, TypeError, AttributeError) as e:
+                raise CniError("chain", "ADD", 999, f"malformed result {result!r}: {e}") from e
             if not ips:
-                raise CniError("chain", "ADD", 999, "result has no IP addresses")
+                raise CniError("chain", "ADD", 999, f"result has no IP addresses: {result!r}")
             rec["ips"] = ips
             t3 = time.monotonic()
             await self.write_status(pod, ips, cid)
