@@ -75,7 +75,8 @@ async def test_sigterm_lets_in_flight_call_finish_and_reports_not_serving(sleepe
         watch = health.Watch(health_pb2.HealthCheckRequest())
         assert (await watch.read()).status == SERVING
 
-        in_flight = asyncio.ensure_future(_call(channel, "Sleep", b"2.0"))  # type: ignore[arg-type]
+        # Long enough that the checks below finish first even on a loaded machine.
+        in_flight = asyncio.ensure_future(_call(channel, "Sleep", b"5.0"))  # type: ignore[arg-type]
         await _wait_metric(sleeper, 'kovn_grpc_requests_in_flight{service="sleeper"} 1.0')
         sleeper.popen.send_signal(signal.SIGTERM)
 
