@@ -19,6 +19,7 @@ import grpc
 from services.api.controller.v1 import controller_pb2, controller_pb2_grpc
 from services.common.client import channel
 from services.common.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -211,20 +212,21 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             )
             return result
         ctx = self.ctx
-        if ctx.informers.nodes.get(request.node) is None:
-            try:
-                await ctx.kube.get(resource_path("", "v1", "nodes", name=request.node))
-            except KubeError as exc:
-                if exc.status == 404:
-                    raise NotFound(f"node {request.node} does not exist") from None
-                raise Unavailable(f"cannot read node {request.node}: {exc}") from None
+        # A node agent may start before its Node object is registered (the
+        # usual boot order): wait for the join port until the deadline, and
+        # only then say the node does not exist.
         remaining = context.time_remaining()
-        entry = await ctx.node_board.wait(
-            request.node,
-            lambda e: e.value is not None or e.error is not None,
-            DEFAULT_WAIT if remaining is None else remaining,
-            what=f"join port of node {request.node}",
-        )
+        try:
+            entry = await ctx.node_board.wait(
+                request.node,
+                lambda e: e.value is not None or e.error is not None,
+                DEFAULT_WAIT if remaining is None else remaining,
+                what=f"join port of node {request.node}",
+            )
+        except DeadlineExceeded:
+            if ctx.informers.nodes.get(request.node) is None:
+                raise NotFound(f"node {request.node} does not exist") from None
+            raise
         if entry.error is not None:
             raise FailedPrecondition(f"node {request.node}: {entry.error}")
         net = entry.value

@@ -655,3 +655,25 @@ async def test_secondary_nics_from_network_attachments(cluster: Cluster) -> None
         return not [a async for a in replica.ctx.ipam.allocations() if a.owner.pod == "multi"]
 
     await until(released, what="all addresses of multi released")
+
+
+async def test_node_network_waits_for_a_node_registered_later(cluster: Cluster) -> None:
+    replica = await cluster.start_replica()
+    await replica.service.ready.wait()
+
+    async def ask() -> controller_pb2.NodeNetwork:
+        net: controller_pb2.NodeNetwork = await replica.stub.GetNodeNetwork(
+            controller_pb2.GetNodeNetworkRequest(node="late"), timeout=20
+        )
+        return net
+
+    waiting = asyncio.create_task(ask())
+    await until(lambda: replica.ctx.node_board.get("late") is not None, what="the call waits")
+    await cluster.node("late")  # the kubelet registers after the node agent asked
+    net = await asyncio.wait_for(waiting, 20)
+    assert net.logical_port == "node-late" and net.ips
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await replica.stub.GetNodeNetwork(
+            controller_pb2.GetNodeNetworkRequest(node="never"), timeout=0.5
+        )
+    assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED)
