@@ -144,9 +144,7 @@ def run(quick: bool = False) -> list[Row]:
         lay = None
         try:
             t0 = time.monotonic()
-            lay = cluster.up(f"e2eb{secrets.token_hex(2)}", state, 2, "kovn")
-            if not components.running(lay)[components.CONTROLLER]:
-                components.start(lay, cooldown=1.0)
+            lay = cluster.up(f"e2eb{secrets.token_hex(2)}", state, 2, "kovn", cooldown=1.0)
             up_s = time.monotonic() - t0
             kubeconfig = Path(lay.kubeconfig)
             # Warm-up: the first pod pays for connections and caches.

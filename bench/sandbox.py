@@ -161,7 +161,7 @@ def run(quick: bool = False) -> list[Row]:
         state = Path(tmp) / "state"
         args = ("--name", NAME, "--state-dir", str(state))
         for i in range(repeats):
-            ups.append(_cli("up", "--nodes", "2", *args))
+            ups.append(_cli("up", "--nodes", "2", "--cni", "bridge", *args))
             if i < repeats - 1:
                 downs.append(_cli("down", *args))
         try:

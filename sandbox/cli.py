@@ -41,12 +41,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cni",
         choices=("bridge", "kovn"),
-        default=None,
-        help="the pods' CNI plugin: kovn (kovn's services run in the sandbox) or the "
-        "reference bridge + host-local (default: bridge, or kovn with --demo)",
+        default="kovn",
+        help="the pods' CNI plugin: kovn (default; kovn's services run in the sandbox) or "
+        "the reference bridge + host-local",
     )
     p.add_argument(
-        "--demo", action="store_true", help="apply a demo workload and show what kovn made of it"
+        "--cooldown",
+        type=float,
+        default=None,
+        help="seconds a freed pod address is held back (kovn; default $KOVN_SANDBOX_COOLDOWN or 5)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="apply a demo workload and show what kovn made of it; on a sandbox that is "
+        "already up, show it again",
     )
     p = sub.add_parser("down", help="stop a sandbox and remove every trace of it")
     _common(p)
@@ -119,32 +128,56 @@ def _main(argv: list[str]) -> int:
 
 
 def _up(args: argparse.Namespace, state_dir: Path) -> int:
-    cni = args.cni or ("kovn" if args.demo else "bridge")
-    if args.demo and cni != "kovn":
+    if args.demo and args.cni != "kovn":
         print("kovn sandbox up: --demo shows kovn at work; it needs --cni kovn", file=sys.stderr)
         return 2
+    if args.cooldown is not None and args.cooldown < 0:
+        print(f"kovn sandbox up: invalid --cooldown {args.cooldown}: must not be negative",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.demo and _running_kovn(state_dir):
+        # `make sandbox` twice: the cluster is there, show the demo again.
+        lay = cluster.load(state_dir)
+        print(f"sandbox {lay.name} is already up (state dir {lay.state_dir}); the demo again:")
+        return _demo(lay)
     t0 = time.monotonic()
-    lay = cluster.up(args.name, state_dir, args.nodes, cni)
-    if cni == "kovn":
-        # kovn's own services (ipam, controller, a dataplane per node).
-        from sandbox import components
-
-        try:
-            components.start(lay)
-        except BaseException:
-            cluster.down(state_dir, keep_logs=True)
-            raise
+    lay = cluster.up(args.name, state_dir, args.nodes, args.cni, cooldown=args.cooldown)
     took = time.monotonic() - t0
     print(f"sandbox {lay.name} up in {took:.1f}s: {len(lay.nodes)} nodes, cni {lay.cni}")
     print(f"  state dir   {lay.state_dir}")
     print(f"  kubeconfig  {lay.kubeconfig}")
     print(f"  OVN NB      unix:{lay.central_dir / 'ovnnb_db.sock'}  tcp:{lay.central_ip}:6641")
+    if lay.cni == "kovn":
+        from sandbox import components
+
+        d = components.describe(lay)
+        print(f"  ipam        {d['ipam']}  controller {d['controller']}  logs {d['logs']}")
     print(f"  try: kubectl --kubeconfig {lay.kubeconfig} get nodes -o wide")
     if args.demo:
-        from sandbox import demo
-
-        return 0 if demo.run(lay) else 1
+        return _demo(lay)
     return 0
+
+
+def _running_kovn(state_dir: Path) -> bool:
+    """A kovn sandbox whose API and services all run (what --demo can be shown on)."""
+    try:
+        lay = cluster.load(state_dir)
+    except cluster.SandboxError:
+        return False
+    if lay.cni != "kovn" or not all(cluster.daemons(lay)["api"].values()):
+        return False
+    from sandbox import components
+
+    return all(components.running(lay).values())
+
+
+def _demo(lay: Layout) -> int:
+    from sandbox import demo
+
+    t0 = time.monotonic()
+    green = demo.run(lay)
+    print(f"(demo shown in {time.monotonic() - t0:.1f}s)")
+    return 0 if green else 1
 
 
 async def _api_pods(lay: Layout) -> list[dict[str, Any]]:
@@ -192,8 +225,13 @@ def _status(lay: Layout, as_json: bool) -> int:
                 }
             )
     if as_json:
-        print(json.dumps({"name": lay.name, "daemons": daemons, "pods": pods,
-                          "api_error": api_error}, indent=2))  # fmt: skip
+        out: dict[str, Any] = {"name": lay.name, "daemons": daemons, "pods": pods,
+                               "api_error": api_error}  # fmt: skip
+        if lay.cni == "kovn":
+            from sandbox import components
+
+            out["kovn_health"] = components.health(lay)
+        print(json.dumps(out, indent=2))
         return 0
     print(f"sandbox {lay.name}  state {lay.state_dir}  underlay {lay.subnet}  cni {lay.cni}")
     api = daemons["api"]
@@ -204,10 +242,10 @@ def _status(lay: Layout, as_json: bool) -> int:
     if lay.cni == "kovn":
         from sandbox import components
 
-        kovn = components.running(lay)
-        up_names = [n for n, pid in kovn.items() if pid]
-        print(f"kovn services {len(up_names)}/{len(kovn)} up: " + ", ".join(
-            f"{n} {'up' if pid else 'DOWN'}" for n, pid in kovn.items()))  # fmt: skip
+        health = components.health(lay)
+        serving = [n for n, h in health.items() if h == "SERVING"]
+        print(f"kovn services {len(serving)}/{len(health)} serving (gRPC health): " + ", ".join(
+            f"{n} {h}" for n, h in health.items()))  # fmt: skip
     rows = [("NODE", "NETNS", "UNDERLAY IP", "POD CIDR", "DAEMONS")]
     for n in lay.nodes:
         rows.append((n.name, n.netns, n.underlay_ip, n.pod_cidr, _up_count(daemons[n.name])))

@@ -78,10 +78,21 @@ def _foreign_files(state_dir: Path) -> list[Path]:
     return [p for p in state_dir.rglob("*") if not p.is_dir() and p.suffix != ".log"]
 
 
-def up(name: str, state_dir: Path, nodes: int, cni: str = "bridge", *, kube: bool = True) -> Layout:
+def up(
+    name: str,
+    state_dir: Path,
+    nodes: int,
+    cni: str = "bridge",
+    *,
+    kube: bool = True,
+    cooldown: float | None = None,
+) -> Layout:
     """Create the sandbox; on any failure undo what was made and raise.
 
     kube=False builds only the network and OVN (for tests of the datapath).
+    With cni "kovn" (and kube), kovn's services run too (components.py);
+    cooldown is then ipam's address cool-down in seconds (default: the
+    sandbox's, see components.DEFAULT_COOLDOWN).
     """
     lay = Layout.plan(name, state_dir, nodes, cni)
     if (state_dir / STATE_FILE).exists():
@@ -115,6 +126,13 @@ def up(name: str, state_dir: Path, nodes: int, cni: str = "bridge", *, kube: boo
             _start_kubeapi(lay)
             lay.save()
             _start_agents(lay)
+            if lay.cni == "kovn":
+                # After the kubelets registered the Nodes: each dataplane asks
+                # the controller for its node's join port. No pod exists yet,
+                # so no ADD can come before the services are up.
+                from sandbox import components
+
+                components.start(lay, cooldown=cooldown)
     except BaseException:
         down(state_dir, keep_logs=True)
         raise

@@ -230,9 +230,8 @@ class ContinuousPing:
 def kovn_sandbox(state_dir: Path, nodes: int = 2, cooldown: float = COOLDOWN) -> Iterator[KovnEnv]:
     lay = None
     try:
-        lay = cluster.up(e2e_name(), state_dir, nodes, "kovn")
-        if not components.running(lay)[components.CONTROLLER]:
-            components.start(lay, cooldown=cooldown)
+        # With cni "kovn", up starts ipam, the controller and the dataplanes.
+        lay = cluster.up(e2e_name(), state_dir, nodes, "kovn", cooldown=cooldown)
         yield KovnEnv(SandboxHandle(lay))
     finally:
         if lay is not None:

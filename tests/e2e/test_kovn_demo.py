@@ -1,0 +1,49 @@
+"""`make sandbox` (= `kovn sandbox up --nodes 2 --demo`) as a user runs it.
+
+The demo must come up all green (every pod and node answers every pod),
+show the fixed IP/MAC pod and the namespace-bound subnet, print the next
+commands, and be safe to run again: the second run finds the sandbox up and
+prints the tables again. `status` shows each kovn service's gRPC health.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import cli, cluster, demo
+from tests.e2e.kovn_env import e2e_name
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def test_demo_is_green_and_safe_to_run_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sd = tmp_path / "demo"
+    args = ["--name", e2e_name(), "--state-dir", str(sd)]
+    try:
+        t0 = time.monotonic()
+        assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
+        took = time.monotonic() - t0
+        first = capsys.readouterr().out
+        assert "30/30 pairs answered - all green" in first, first
+        assert f"{demo.FIXED_IP} " in first and demo.FIXED_MAC in first
+        assert demo.SUBNET_CIDR in first and "demo-b/db-1" in first
+        assert "grpcurl" in first and "kubectl --kubeconfig" in first
+        assert took < 60, f"demo took {took:.1f}s"
+
+        assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
+        second = capsys.readouterr().out
+        assert "already up" in second
+        assert "30/30 pairs answered - all green" in second, second
+
+        assert cli.main(["status", *args]) == 0
+        status = capsys.readouterr().out
+        for component in ("ipam", "controller", "dataplane-"):
+            assert component in status
+        assert "SERVING" in status and "NOT_SERVING" not in status
+    finally:
+        cluster.down(sd, keep_logs=True)
