@@ -6,6 +6,7 @@ full OVN central (NB + SB + northd) use sandbox.ovn instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,11 +47,23 @@ def nb_server(run_dir: Path) -> Iterator[str]:
             time.sleep(0.01)
         yield f"unix:{sock}"
     finally:
-        try:
-            pid = int(pidfile.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            pass
+        _stop(pidfile)
+
+
+def _stop(pidfile: Path) -> None:
+    """SIGTERM the daemon and wait for it to be gone (SIGKILL after 5 s)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists():  # not our child: no wait() possible
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.01)
 
 
 def nbctl(remote: str, *args: str) -> str:
