@@ -58,7 +58,7 @@ def _stop(pidfile: Path) -> None:
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists():  # not our child: no wait() possible
+    while _alive(pid):  # not our child: no wait() possible
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -71,3 +71,12 @@ def nbctl(remote: str, *args: str) -> str:
         ["ovn-nbctl", f"--db={remote}", *args], check=True, capture_output=True, text=True
     )
     return out.stdout
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for whoever reaps it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
