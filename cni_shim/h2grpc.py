@@ -9,7 +9,9 @@ with `cni_shim.hpack` so `grpc-status` is known when a call fails.
 
 from __future__ import annotations
 
-import socket
+# The C module: `socket` builds its IntEnums at import (enum), a third of the
+# shim's start-up; plain sockets need nothing from it.
+import _socket
 import struct
 import time
 
@@ -76,7 +78,7 @@ def _request_headers(path: str, timeout: float) -> bytes:
 
 
 class _Reader:
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: _socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
         self._buf = bytearray()
@@ -105,7 +107,7 @@ def unary(socket_path: str, method: str, message: bytes, timeout: float) -> byte
     Returns the serialized reply. Raises TransportError or RpcError.
     """
     deadline = time.monotonic() + timeout
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         try:
@@ -134,7 +136,7 @@ class _Sender:
     """The request body under HTTP/2 flow control: the server's windows start
     at 65535 bytes and grow only by its WINDOW_UPDATE and SETTINGS frames."""
 
-    def __init__(self, sock: socket.socket, body: bytes) -> None:
+    def __init__(self, sock: _socket.socket, body: bytes) -> None:
         self._sock = sock
         self._body = body
         self._sent = 0
@@ -166,7 +168,7 @@ class _Sender:
                 self._frame_size = value
 
 
-def _read_reply(sock: socket.socket, deadline: float, sender: _Sender) -> bytes:
+def _read_reply(sock: _socket.socket, deadline: float, sender: _Sender) -> bytes:
     reader = _Reader(sock, deadline)
     decoder = Decoder()
     headers: dict[str, str] = {}

@@ -9,12 +9,11 @@ the cniVersion the runtime asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from cni_shim import fastjson
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs start-up time; annotations are strings here
+if TYPE_CHECKING:  # typing and collections cost start-up time; annotations are strings
+    from collections.abc import Mapping
     from typing import Any
 
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")

@@ -7,7 +7,11 @@ the generated classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections costs start-up time; annotations are strings
+    TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections costs start-up time; annotations are strings
+    from collections.abc import Mapping
 
 
 def _varint(value: int) -> bytes:
