@@ -38,7 +38,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -47,3 +47,27 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
 def get_logger(name: str) -> Any:
     """A structlog logger carrying the module name as `component`."""
     return structlog.get_logger(component=name)
+
+
+class _StderrLogger:
+    """Writes each event to whatever `sys.stderr` is at that moment.
+
+    structlog's PrintLogger keeps the stream it was created with; when that
+    stream is later replaced and closed (pytest's capture does this between
+    tests, a daemonising parent may too), every later log call would raise
+    and take the task that logged down with it.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except (ValueError, OSError):
+            pass  # no usable stderr: losing a log line beats crashing the caller
+
+    log = debug = info = warn = warning = msg
+    error = err = critical = exception = fatal = failure = msg
