@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from services.common.logging import configure_logging, get_logger
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """These tests reconfigure logging for the whole process; put it back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_events_go_to_the_current_stderr_and_a_closed_one_is_survived(
