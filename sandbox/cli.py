@@ -246,9 +246,17 @@ def _status(lay: Layout, as_json: bool) -> int:
         serving = [n for n, h in health.items() if h == "SERVING"]
         print(f"kovn services {len(serving)}/{len(health)} serving (gRPC health): " + ", ".join(
             f"{n} {h}" for n, h in health.items()))  # fmt: skip
-    rows = [("NODE", "NETNS", "UNDERLAY IP", "POD CIDR", "DAEMONS")]
+    # With kovn, pods take addresses from Subnets, not a per-node CIDR: show
+    # each node's kovn0 join address instead.
+    joins: dict[str, str] = {}
+    if lay.cni == "kovn":
+        from sandbox import components
+
+        joins = {k: v or "-" for k, v in components.node_addresses(lay).items()}
+    rows = [("NODE", "NETNS", "UNDERLAY IP", "KOVN0" if joins else "POD CIDR", "DAEMONS")]
     for n in lay.nodes:
-        rows.append((n.name, n.netns, n.underlay_ip, n.pod_cidr, _up_count(daemons[n.name])))
+        third = joins.get(n.name, "-") if joins else n.pod_cidr
+        rows.append((n.name, n.netns, n.underlay_ip, third, _up_count(daemons[n.name])))
     _table(rows)
     print()
     prow = [("NAMESPACE", "POD", "NODE", "IP", "PHASE")]
