@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cluster, components
+from sandbox import cluster
 from sandbox.handle import SandboxHandle
 
 SESSION_NODES = 2
@@ -35,9 +35,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
     state_dir = tmp_path_factory.mktemp("sandbox") / "state"
     cni = os.environ.get("KOVN_E2E_CNI", "bridge")
     try:
+        # With cni "kovn", up also starts kovn's services (components.py).
         lay = cluster.up(sandbox_name(), state_dir, SESSION_NODES, cni)
-        if cni == "kovn":
-            components.start(lay)
         yield SandboxHandle(lay)
     finally:
         cluster.down(state_dir, keep_logs=True)
@@ -53,10 +52,7 @@ def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
     def make(nodes: int = 1, *, kube: bool = True, cni: str = "bridge") -> SandboxHandle:
         state_dir = tmp_path / f"sbx{len(made)}"
         made.append(state_dir)
-        lay = cluster.up(sandbox_name(), state_dir, nodes, cni, kube=kube)
-        if cni == "kovn" and kube:
-            components.start(lay)
-        return SandboxHandle(lay)
+        return SandboxHandle(cluster.up(sandbox_name(), state_dir, nodes, cni, kube=kube))
 
     try:
         yield make
