@@ -14,7 +14,7 @@ DEBS := openvswitch-switch ovn-central ovn-host etcd-server python3-openvswitch 
         iproute2 iputils-ping ethtool containernetworking-plugins iperf3 busybox-static runc \
         nftables iptables conntrack podman procps psmisc
 
-.PHONY: setup protos lint test test-unit test-integration test-e2e bench sandbox sandbox-down clean
+.PHONY: setup protos lint test test-unit test-integration test-e2e bench bench-quick sandbox sandbox-down clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,9 @@ test-e2e: setup
 
 bench: setup
 	$(PY) -m bench
+
+bench-quick: setup
+	$(PY) -m bench --quick
 
 sandbox: setup
 	$(VENV)/bin/kovn sandbox up --nodes 2 --demo
