@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from services.controller import metrics, topology
 from services.controller.attachments import NETWORKS, Attachment, parse_networks
 from services.controller.context import Context, NicNetwork, nic_key
 from services.controller.events import pod_ref
+from services.controller.fresh import SingleFlightList
 from services.controller.ipam_client import owner
 from services.controller.nb.rows import OwnedRow
 from services.controller.subnet_spec import SubnetSpec
@@ -71,6 +73,7 @@ def _rate_bps(annotations: dict[str, str], name: str) -> int:
 class PodReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._fresh_subnets = SingleFlightList(ctx.kube, ctx.informers.subnets.path)
 
     # -- choosing -----------------------------------------------------------
 
@@ -84,6 +87,38 @@ class PodReconciler:
             if namespace in spec.namespaces and not spec.provider:
                 return spec
         return None
+
+    async def confirm_default(self, namespace: str, annotations: dict[str, str], nic: str) -> None:
+        """Before a new address comes from the default subnet, make sure no
+        Subnet binds the namespace that this replica has not seen yet (see
+        services/controller/fresh.py): Retry while one is being reconciled,
+        a precise error when the one bound is invalid."""
+        ctx = self.ctx
+        if any(ann.read(annotations, key, nic)[0] for key in (ann.LOGICAL_SWITCH, ann.IP_POOL)):
+            return  # the pod chose for itself
+        started = time.monotonic()
+        if ctx.informers.namespaces.get(namespace) is None:
+            raise Retry(f"namespace {namespace!r} not observed yet", delay=0.1)
+        if self.namespace_subnet(namespace) is not None:
+            return
+        try:
+            subnets = await self._fresh_subnets.items(not_before=started)
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # the Subnet CRD is not installed: nothing can bind
+            raise Retry(f"cannot list Subnets: {exc}", delay=0.5) from None
+        for obj in subnets:
+            spec = obj.get("spec") or {}
+            if namespace not in (spec.get("namespaces") or []) or spec.get("provider"):
+                continue
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            if name in ctx.subnet_errors:
+                raise FailedPrecondition(
+                    f"namespace {namespace!r} is bound to Subnet {name!r}, which is not ready: "
+                    f"{ctx.subnet_errors[name]}",
+                    field=f"Subnet {name} spec.namespaces",
+                )
+            raise Retry(f"Subnet {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
 
     def attachment_subnet(self, att: Attachment) -> SubnetSpec:
         for spec in self.ctx.pod_subnets():
@@ -227,6 +262,8 @@ class PodReconciler:
         uid = str(meta.get("uid") or "")
         annotations: dict[str, str] = meta.get("annotations") or {}
         nkey = nic_key(namespace, name, nic)
+        if attachment is None and nkey not in ctx.allocations:
+            await self.confirm_default(namespace, annotations, nic)
         req = self.request(namespace, annotations, nic, attachment)
         primary = nic == NIC
         qos = (0, 0)
