@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import cli, cluster, demo
+from sandbox.layout import Layout
 from tests.e2e.kovn_env import e2e_name
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -34,6 +35,13 @@ def test_demo_is_green_and_safe_to_run_twice(
         assert demo.SUBNET_CIDR in first and "demo-b/db-1" in first
         assert "grpcurl" in first and "kubectl --kubeconfig" in first
         assert took < 60, f"demo took {took:.1f}s"
+        # Every demo-b pod draws from the Subnet bound to its namespace, even
+        # though the Subnet and the pods were applied in one go.
+        views = {v.ref: v for v in demo.pods(Layout.load(sd))}
+        for ref, view in views.items():
+            want = demo.SUBNET if ref.startswith("demo-b/") else "ovn-default"
+            assert view.subnet == want, f"{ref} is in {view.subnet}, expected {want}"
+        assert views["demo-a/fixed"].ip == demo.FIXED_IP
 
         assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
         second = capsys.readouterr().out
