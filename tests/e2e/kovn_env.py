@@ -16,7 +16,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,29 +24,10 @@ from typing import Any
 
 from sandbox import cluster, components, netns
 from sandbox.handle import SandboxHandle
+from tests.tcp_transfer import tcp_transfer
 
 COOLDOWN = 3.0
 READY_TIMEOUT = 60.0
-
-# TCP exchange with many segments (offload trouble shows only with TCP): the
-# server prints "ready" once listening and answers with the byte count.
-TCP_SERVER = """
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7001)); s.listen(1); print("ready", flush=True)
-c, _ = s.accept(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    n += len(b)
-c.sendall(str(n).encode()); c.close()
-"""
-TCP_CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7001), timeout=20)
-c.sendall(b"x" * 2_000_000); c.shutdown(socket.SHUT_WR)
-print(c.recv(100).decode())
-"""
 
 
 def e2e_name() -> str:
@@ -151,21 +131,7 @@ class KovnEnv:
 
     def tcp_bytes(self, server_netns: str, client_netns: str, server_ip: str) -> int:
         """Bytes the server counted from a 2 MB TCP send (0 on failure)."""
-        srv = subprocess.Popen(
-            netns.command(server_netns, [sys.executable, "-c", TCP_SERVER]),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert srv.stdout is not None
-            assert srv.stdout.readline().strip() == "ready"
-            res = netns.run(
-                client_netns, [sys.executable, "-c", TCP_CLIENT, server_ip], check=False, timeout=30
-            )
-            return int(res.stdout.strip() or 0) if res.returncode == 0 else 0
-        finally:
-            srv.kill()
-            srv.wait()
+        return tcp_transfer(server_netns, client_netns, server_ip, 2_000_000)[0]
 
     # -- what the nodes and the NB hold -------------------------------------------------
 

@@ -16,28 +16,9 @@ import pytest
 
 from sandbox import attach, netns
 from sandbox.handle import SandboxHandle
+from tests.tcp_transfer import tcp_transfer
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-# Client and server for a TCP exchange big enough to need many segments:
-# the server prints "ready" once listening, then returns the byte count.
-SERVER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7001)); s.listen(1); print("ready", flush=True)
-c, _ = s.accept(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    n += len(b)
-c.sendall(str(n).encode()); c.close()
-"""
-CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7001), timeout=20)
-c.sendall(b"x" * 4_000_000); c.shutdown(socket.SHUT_WR)
-print(c.recv(100).decode())
-"""
 
 
 def _tunnel_decap_packets(sbx: SandboxHandle, node: str) -> int:
@@ -87,17 +68,7 @@ def test_ping_and_tcp_across_nodes_over_geneve(
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert " 0% packet loss" in ping.stdout
 
-    server = subprocess.Popen(
-        netns.command(b.netns, ["python3", "-c", SERVER]), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready"
-        client = netns.run(a.netns, ["python3", "-c", CLIENT, b.ip], timeout=30)
-        assert client.stdout.strip() == "4000000"
-    finally:
-        server.kill()
-        server.wait()
+    assert tcp_transfer(b.netns, a.netns, b.ip, 4_000_000)[0] == 4_000_000
     # The packets came in through node 2's Geneve tunnel, not some other path.
     assert _tunnel_decap_packets(sandbox, n2) > 100
 

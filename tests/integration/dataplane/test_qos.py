@@ -3,53 +3,24 @@ pod; both really limit TCP, and DEL leaves no QoS rows behind."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
 from sandbox import netns
 from tests.integration.dataplane.harness import Env
+from tests.tcp_transfer import tcp_transfer
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 RATE = 20_000_000  # bits per second
 PAYLOAD = 4_000_000  # bytes: 1.6 s at RATE, a few ms without a limit
 
-_SERVER = """
-import socket
-s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(1)
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    n += len(b)
-c.sendall(str(n).encode()); c.close()
-"""
-_CLIENT = """
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-t = time.monotonic(); c.sendall(b"x" * int(sys.argv[3])); c.shutdown(socket.SHUT_WR)
-assert c.recv(100).decode() == sys.argv[3]
-print(time.monotonic() - t)
-"""
-
 
 def _transfer_seconds(src_ns: str, dst_ns: str, dst_ip: str) -> float:
-    server = subprocess.Popen(
-        netns.command(dst_ns, [sys.executable, "-c", _SERVER]), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        port = server.stdout.readline().strip()
-        out = netns.run(src_ns, [sys.executable, "-c", _CLIENT, dst_ip, port, str(PAYLOAD)],
-                        timeout=60)  # fmt: skip
-        return float(out.stdout.strip())
-    finally:
-        server.kill()
-        server.wait()
+    count, seconds = tcp_transfer(dst_ns, src_ns, dst_ip, PAYLOAD)
+    assert count == PAYLOAD
+    return seconds
 
 
 def test_ingress_and_egress_limits(env: Env) -> None:

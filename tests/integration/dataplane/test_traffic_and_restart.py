@@ -4,7 +4,6 @@ killed in the middle of a batch of ADDs."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -13,27 +12,9 @@ import pytest
 from sandbox import netns
 from services.dataplane.attachment import host_ifname
 from tests.integration.dataplane.harness import CniResult, Env
+from tests.tcp_transfer import tcp_transfer
 
 pytestmark = [pytest.mark.root]
-
-_SERVER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 0)); s.listen(1)
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    n += len(b)
-c.sendall(str(n).encode()); c.close()
-"""
-_CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-c.sendall(b"x" * 4_000_000); c.shutdown(socket.SHUT_WR)
-print(c.recv(100).decode())
-"""
 
 
 def _ip(res: CniResult) -> str:
@@ -50,17 +31,7 @@ def test_two_pods_ping_and_tcp(env: Env) -> None:
     b_cid, b_ns, b_path, b = env.add("traffic-b")
     assert a.rc == 0 and b.rc == 0, (a.out, b.out)
     assert ping(a_ns, _ip(b)) and ping(b_ns, _ip(a))
-    server = subprocess.Popen(
-        netns.command(b_ns, [sys.executable, "-c", _SERVER]), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        port = server.stdout.readline().strip()
-        client = netns.run(a_ns, [sys.executable, "-c", _CLIENT, _ip(b), port], timeout=30)
-        assert client.stdout.strip() == "4000000"
-    finally:
-        server.kill()
-        server.wait()
+    assert tcp_transfer(b_ns, a_ns, _ip(b), 4_000_000, timeout=10)[0] == 4_000_000
     for cid, path in ((a_cid, a_path), (b_cid, b_path)):
         assert env.cni(env.env("DEL", cid, path)).rc == 0
 
