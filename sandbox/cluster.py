@@ -16,7 +16,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from sandbox import netns, underlay
+from sandbox import daemon, netns, underlay
 from sandbox.layout import STATE_FILE, Layout, NodeLayout
 from sandbox.ovn import OvnCentral
 from sandbox.ovs import OvsNode
@@ -349,36 +348,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _process_alive(pidfile: Path, marker: str) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    if marker not in cmdline or not netns.pid_alive(pid):
-        return None
-    return pid
+    return daemon.read_pid(pidfile, marker=marker)
 
 
 def _kill_pidfile(pidfile: Path, marker: str, timeout: float = 5.0) -> None:
-    try:
-        raw: int | None = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        raw = None
-    pid = _process_alive(pidfile, marker)
-    if pid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + timeout
-            while netns.pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if not netns.pid_alive(pid):
-                break
-    if raw is not None:
-        netns.reap(raw)  # our child (started by this process) or one that crashed
-    pidfile.unlink(missing_ok=True)
+    daemon.stop(pidfile, timeout=timeout, marker=marker)
 
 
 def _stop_kovn(lay: Layout) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from sandbox import netns
+from sandbox import daemon, netns
 from sandbox.layout import Layout, NodeLayout, write_atomic
 
 log = structlog.get_logger(__name__)
@@ -175,14 +175,7 @@ def _marker(lay: Layout, name: str) -> str:
 
 
 def pid_of(lay: Layout, name: str) -> int | None:
-    try:
-        pid = int(_pidfile(lay, name).read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    if _marker(lay, name) not in cmdline or not netns.pid_alive(pid):
-        return None
-    return pid
+    return daemon.read_pid(_pidfile(lay, name), marker=_marker(lay, name))
 
 
 def _spawn(lay: Layout, name: str, argv: list[str], ns: str | None = None) -> int:
@@ -220,23 +213,7 @@ def _wait_ready(lay: Layout, name: str, pid: int, timeout: float = READY_TIMEOUT
 
 def _stop(lay: Layout, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     """Stop a component by pidfile (SIGKILL after the timeout); idempotent."""
-    try:
-        raw: int | None = int(_pidfile(lay, name).read_text().strip())
-    except (OSError, ValueError):
-        raw = None
-    pid = pid_of(lay, name)
-    if pid is not None:
-        for s in (sig, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, s)
-            deadline = time.monotonic() + timeout
-            while netns.pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if not netns.pid_alive(pid):
-                break
-    if raw is not None:
-        netns.reap(raw)
-    _pidfile(lay, name).unlink(missing_ok=True)
+    daemon.stop(_pidfile(lay, name), timeout=timeout, marker=_marker(lay, name), sig=sig)
     _ready_file(lay, name).unlink(missing_ok=True)
 
 

@@ -119,8 +119,9 @@ def start(
     return pid
 
 
-def read_pid(pidfile: Path, program: str | None = None) -> int | None:
-    """The pid in the file if that process is alive (and runs `program`)."""
+def read_pid(pidfile: Path, program: str | None = None, *, marker: str | None = None) -> int | None:
+    """The pid in the file if that process is alive (and runs `program`, and
+    has `marker` in its command line: a recycled pid never matches)."""
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
@@ -136,11 +137,21 @@ def read_pid(pidfile: Path, program: str | None = None) -> int | None:
         exe = cmdline.split(b"\0", 1)[0].decode(errors="replace")
         if os.path.basename(exe) != os.path.basename(program):
             return None
+    if marker is not None and marker not in cmdline.decode(errors="replace"):
+        return None
     return pid
 
 
-def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> None:
-    """SIGTERM the daemon named by the pidfile, SIGKILL if it lingers; idempotent.
+def stop(
+    pidfile: Path,
+    program: str | None = None,
+    timeout: float = 5.0,
+    *,
+    marker: str | None = None,
+    sig: int = signal.SIGTERM,
+) -> None:
+    """`sig` (SIGTERM) to the process named by the pidfile, SIGKILL if it
+    lingers; idempotent. `program`/`marker` as in `read_pid`.
 
     Returns once the process is gone, not merely once its pidfile is (the
     daemons remove the pidfile on the way out, before they exit). A daemon
@@ -150,11 +161,11 @@ def stop(pidfile: Path, program: str | None = None, timeout: float = 5.0) -> Non
         raw: int | None = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         raw = None
-    pid = read_pid(pidfile, program)
+    pid = read_pid(pidfile, program, marker=marker)
     if pid is not None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for each in (sig, signal.SIGKILL):
             try:
-                os.kill(pid, sig)
+                os.kill(pid, each)
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout
