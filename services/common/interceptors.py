@@ -158,23 +158,9 @@ class _Method:
 
     def wrap_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def handle(request: Any, context: Context) -> Any:
-            started = time.perf_counter()
-            request_id = _request_id(context)
-            if not self.exempt:
-                self.state.enter()
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=self.method):
-                try:
-                    await self._before(context, request_id)
-                    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-                    return await inner(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as err:
-                    await self._on_error(context, request_id, err)
-                finally:
-                    self._finish(context, started)
-                    if not self.exempt:
-                        self.state.leave()
+            async with _Call(self, context) as request_id:
+                await self._before(context, request_id)
+                return await inner(request, context)
 
         return handle
 
@@ -182,25 +168,47 @@ class _Method:
         self, inner: Callable[..., AsyncIterator[Any]]
     ) -> Callable[..., AsyncIterator[Any]]:
         async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            request_id = _request_id(context)
-            if not self.exempt:
-                self.state.enter()
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=self.method):
-                try:
-                    await self._before(context, request_id)
-                    async for item in inner(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as err:
-                    await self._on_error(context, request_id, err)
-                finally:
-                    self._finish(context, started)
-                    if not self.exempt:
-                        self.state.leave()
+            async with _Call(self, context) as request_id:
+                await self._before(context, request_id)
+                async for item in inner(request, context):
+                    yield item
 
         return handle
+
+
+class _Call:
+    """One call's bookkeeping, the same for unary and streaming handlers:
+    request id bound into the log context and sent back as a trailer,
+    in-flight count, metrics, and errors turned into status codes on the way out."""
+
+    __slots__ = ("_tokens", "context", "method", "request_id", "started")
+
+    def __init__(self, method: _Method, context: Context) -> None:
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
+        self.request_id = _request_id(context)
+
+    async def __aenter__(self) -> str:
+        method = self.method
+        if not method.exempt:
+            method.state.enter()
+        self._tokens = structlog.contextvars.bind_contextvars(
+            request_id=self.request_id, method=method.method
+        )
+        self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+        return self.request_id
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        method = self.method
+        try:
+            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+                await method._on_error(self.context, self.request_id, exc)  # raises AbortError
+        finally:
+            method._finish(self.context, self.started)
+            if not method.exempt:
+                method.state.leave()
+            structlog.contextvars.reset_contextvars(**self._tokens)
 
 
 async def _abort(
