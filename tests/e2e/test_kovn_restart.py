@@ -12,7 +12,6 @@ alone costs an isolated tunnelled packet now and then (see below).
 
 from __future__ import annotations
 
-import itertools
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -96,10 +95,12 @@ def test_restart_during_churn_keeps_addresses_ports_and_traffic(
     # makes the userspace datapath re-read the kernel routes it uses for
     # Geneve; a tunnelled packet met in that gap is dropped ("native tunnel
     # routing failed"), about 1 per 100 link changes, with or without kovn
-    # (measured with plain ovs-vsctl and veths). So single losses happen even
-    # in the "none" case; what a restart must not cause is an outage: two
-    # losses in a row (100 ms), or more than the odd one.
-    outages = [a for a, b in itertools.pairwise(lost) if b == a + 1]
+    # (measured with plain ovs-vsctl and veths). Churn creates link changes in
+    # bursts, so even the "none" case can lose one packet, or two in a row
+    # (seen once in an ipam restart, which never touches the datapath). What
+    # a restart must not cause is an outage: three losses in a row (150 ms),
+    # or more than the odd few.
+    outages = [a for a, b, c in zip(lost, lost[1:], lost[2:], strict=False) if c == a + 2]
     assert not outages and len(lost) <= 3, f"anchor ping: no answer to {lost} ({service} restart)"
     # No address held twice: in the API, in the NB and in the ipam store.
     ips = [str(p["status"]["podIP"]) for p in _live_pods(kovn)]
