@@ -155,27 +155,25 @@ class CniHandler:
         entered = time.monotonic()
         namespace, name, pod_uid = pod_identity(request)
         cid, ifname, netns = request.container_id, request.ifname, request.netns
-        attached = await ovsport.attachments(self.db)
-        existing = next((a for a in attached if a.key == (cid, ifname)), None)
-        if existing is not None:
+        existing = await ovsport.find_host(self.db, host_ifname(cid, ifname))
+        if existing is not None and existing.key == (cid, ifname):
             if existing.acked and existing.netns == netns and existing.result:
                 # A retried ADD (the runtime lost our answer): same answer again.
                 return json.dumps(spec.convert_result(existing.result, request.version)).encode()
             await self.delete(cid, ifname)
-        for other in attached:
-            if other.netns == netns and other.ifname == ifname and other.container_id != cid:
-                raise CniError(
-                    spec.IFNAME_TAKEN,
-                    f"CNI_IFNAME: {ifname} in {netns} already belongs to container "
-                    f"{other.container_id}",
-                )
         try:
-            # Before asking the controller: a bad netns fails fast.
-            await asyncio.get_running_loop().run_in_executor(
-                self._threads, netlink.check_netns, netns
+            # Before asking the controller: a bad netns or a taken name fails fast.
+            taken = await asyncio.get_running_loop().run_in_executor(
+                self._threads, netlink.link_index, ifname, netns
             )
         except netlink.NetnsMissing as err:
             raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {err}") from None
+        if taken is not None:
+            owner = await ovsport.owner_of(self.db, netns, ifname)
+            whose = f": it belongs to container {owner}" if owner else ""
+            raise CniError(
+                spec.IFNAME_TAKEN, f"CNI_IFNAME: {ifname} already exists in {netns}{whose}"
+            )
         asked = time.monotonic()
         pn = await self.pods.get(
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout

@@ -43,8 +43,9 @@ class IfnameTaken(Exception):
     """The interface name already exists in the pod's namespace."""
 
 
-def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
-    """A socket created inside the network namespace at `netns`."""
+@contextlib.contextmanager
+def _entered(netns: str) -> Iterator[None]:
+    """The calling thread inside the network namespace at `netns`, then back."""
     try:
         target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
@@ -55,7 +56,7 @@ def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.sock
             code = ctypes.get_errno()
             raise NetnsMissing(f"{netns}: not a network namespace ({os.strerror(code)})")
         try:
-            return socket.socket(family, kind, proto)
+            yield
         finally:
             if _libc.setns(current, _CLONE_NEWNET) != 0:
                 # This thread would keep running in the pod's namespace: never.
@@ -66,9 +67,56 @@ def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.sock
         os.close(current)
 
 
+def ns_socket(netns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket created inside the network namespace at `netns`."""
+    with _entered(netns):
+        return socket.socket(family, kind, proto)
+
+
+def ipv6_off(ifname: str, netns: str | None = None) -> None:
+    """IPv6 disabled on a link that is still down: no link-local address,
+    no duplicate address detection, no MLD reports or router solicitations.
+
+    A link that carries no IPv6 address would otherwise send those into the
+    overlay on every pod start (each one an upcall in the userspace
+    datapath) and keep kernel workers busy; in a burst that is a few
+    milliseconds of CPU per pod. /proc/sys/net is resolved in the namespace
+    of the thread that opens it. A kernel without IPv6 has no such file,
+    which is as good.
+    """
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+    with contextlib.ExitStack() as stack:
+        if netns is not None:
+            stack.enter_context(_entered(netns))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
+
+
 def check_netns(netns: str) -> None:
     """Raise NetnsMissing unless `netns` is a live network namespace."""
     ns_socket(netns, socket.AF_UNIX, socket.SOCK_DGRAM).close()
+
+
+def link_index(ifname: str, netns: str | None = None) -> int | None:
+    """The index of ifname (in our namespace or the one at `netns`), None if absent.
+
+    An ioctl, not a netlink GET: pyroute2 decodes every attribute of the
+    answer in Python, a measurable share of an ADD's CPU in a pod burst.
+    Raises NetnsMissing for a namespace that is gone.
+    """
+    with contextlib.ExitStack() as stack:
+        if netns is not None:
+            stack.enter_context(_entered(netns))
+        try:
+            return socket.if_nametoindex(ifname)
+        except OSError:
+            return None
 
 
 @contextlib.asynccontextmanager
@@ -234,7 +282,7 @@ def _create_veth_sync(
     fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": fd}
-        extra: dict[str, Any] = {"address": host_mac, "state": "up"}
+        extra: dict[str, Any] = {"address": host_mac}
         if mac:
             peer["address"] = mac
         if mtu:
@@ -243,6 +291,12 @@ def _create_veth_sync(
         ipr.link("add", ifname=host, kind="veth", peer=peer, **extra)
     finally:
         os.close(fd)
+    # The host end is only an OVS port: it never needs IPv6.
+    ipv6_off(host)
+    index = link_index(host)
+    if index is None:
+        raise NetnsMissing(f"{host} vanished right after it was created")
+    ipr.link("set", index=index, state="up")
 
 
 def build_pod_link(
@@ -271,7 +325,7 @@ def build_pod_link(
         except NetlinkError as err:
             if err.code != errno.EEXIST:
                 raise
-            if not ipr.link_lookup(ifname=host):
+            if link_index(host) is None:
                 raise IfnameTaken(f"{ifname} exists in {netns}") from None
             # Left by an ADD that died half-way; the name is ours by construction.
             ipr.link("del", ifname=host)
@@ -283,12 +337,13 @@ def build_pod_link(
                 raise
     try:
         offloads_off(host)
+        index = link_index(ifname, netns)
+        if index is None:
+            raise NetnsMissing(f"{ifname} vanished from {netns}")
         with _sync_route(netns) as pod:
-            found = pod.link_lookup(ifname=ifname)
-            if not found:
-                raise NetnsMissing(f"{ifname} vanished from {netns}")
-            index = found[0]
             pod.link("set", index=_LOOPBACK_INDEX, state="up")
+            if not any(":" in a for a in addresses):
+                ipv6_off(ifname, netns)
             for address in addresses:
                 iface = ipaddress.ip_interface(address)
                 # IPv6: no duplicate address detection, the address is ours (IPAM).

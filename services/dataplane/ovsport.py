@@ -198,6 +198,37 @@ async def attachments(db: Ovsdb) -> list[Attachment]:
     return found
 
 
+async def find_host(db: Ovsdb, host: str) -> Attachment | None:
+    """The attachment recorded on the Interface named host, if any.
+
+    ADD's lookup: only names are compared, so only one row's external_ids
+    (which hold the whole CNI result) are converted and parsed.
+    """
+
+    def get(tables: Mapping[str, Any]) -> Attachment | None:
+        iface = _find(tables, "Interface", host)
+        if iface is None:
+            return None
+        return Attachment.from_external_ids(host, dict(iface.external_ids))
+
+    result: Attachment | None = await db.read(get)
+    return result
+
+
+async def owner_of(db: Ovsdb, netns: str, ifname: str) -> str | None:
+    """The container whose attachment put ifname into netns, if recorded."""
+
+    def scan(tables: Mapping[str, Any]) -> str | None:
+        for iface in tables["Interface"].rows.values():
+            ids = iface.external_ids
+            if ids.get(att.NETNS) == netns and ids.get(att.IFNAME) == ifname:
+                return str(ids.get(att.CONTAINER, "")) or None
+        return None
+
+    result: str | None = await db.read(scan)
+    return result
+
+
 async def find(db: Ovsdb, container_id: str, ifname: str) -> Attachment | None:
     def scan(tables: Mapping[str, Any]) -> Attachment | None:
         for iface in tables["Interface"].rows.values():

@@ -32,6 +32,12 @@ def test_add_check_del_del(env: Env) -> None:
             assert f"{feature}: off" in features, (dev, feature)
     link = netns.run(ns_name, ["ip", "-o", "addr", "show", "eth0"]).stdout
     assert res.out["ips"][0]["address"] in link
+    # IPv4 only: neither end carries IPv6 (no link-local, DAD or MLD chatter
+    # into the overlay); the host end never does.
+    assert "inet6" not in link, link
+    for where, dev in ((env.node_ns, host), (ns_name, "eth0")):
+        off = netns.run(where, ["sysctl", "-n", f"net.ipv6.conf.{dev}.disable_ipv6"]).stdout
+        assert off.strip() == "1", (where, dev)
 
     check = env.cni(env.env("CHECK", cid, ns_path), env.conf(prevResult=res.out))
     assert check.rc == 0, check.out

@@ -123,6 +123,9 @@ def test_dual_stack_pods(env: Env) -> None:
         pods.append((cid, ns_name, ns_path, res))
     b_v6 = pods[1][3].out["ips"][1]["address"].split("/")[0]
     assert ":" in b_v6
+    # A pod with an IPv6 address keeps IPv6 on its side (only the host end drops it).
+    off = netns.run(pods[0][1], ["sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6"]).stdout
+    assert off.strip() == "0"
     routes = netns.run(pods[0][1], ["ip", "-6", "route"]).stdout
     assert "default via fd77::ffff" in routes
     pinged = netns.run(pods[0][1], ["ping", "-6", "-c", "1", "-W", "3", b_v6], check=False)
