@@ -71,8 +71,9 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-async def burst(kubeconfig: Path, names: list[str]) -> dict[str, float]:
-    """Create all pods at once; seconds from each create call to Ready seen on a watch."""
+async def burst(kubeconfig: Path, names: list[str], rate: float | None = None) -> dict[str, float]:
+    """Create the pods (all at once, or `rate` per second, evenly spaced);
+    seconds from each create call to Ready seen on a watch."""
     kube = await KubeClient.from_kubeconfig(kubeconfig)
     try:
         listing = await kube.get("/api/v1/namespaces/default/pods")
@@ -93,11 +94,15 @@ async def burst(kubeconfig: Path, names: list[str]) -> dict[str, float]:
 
         watcher = asyncio.create_task(watch())
 
-        async def create(n: str) -> None:
+        t0 = time.monotonic()
+
+        async def create(i: int, n: str) -> None:
+            if rate:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
             started[n] = time.monotonic()
             await kube.post("/api/v1/namespaces/default/pods", _pod(n))
 
-        await asyncio.gather(*(create(n) for n in names))
+        await asyncio.gather(*(create(i, n) for i, n in enumerate(names)))
         await asyncio.wait_for(all_ready.wait(), 120)
         await watcher
         return done
