@@ -33,6 +33,10 @@ class DataplaneConfig(ServerConfig):
     ovn_remote: str = field(
         default="", metadata=_help("OVN SB remote for ovn-controller (empty: leave as is)")
     )
+    ovn_monitor_all: bool = field(
+        default=True,
+        metadata=_help("ovn-controller takes all of SB, not only this chassis' datapaths"),
+    )
     encap_ip: str = field(default="", metadata=_help("tunnel IP of this node (empty: leave)"))
     encap_type: str = field(default="geneve", metadata=_help("tunnel type"))
     datapath_type: str = field(default="netdev", metadata=_help("OVS datapath type of br-int"))

@@ -35,6 +35,10 @@ async def bootstrap(db: Ovsdb, cfg: DataplaneConfig) -> None:
     ids = {"system-id": cfg.node_name, "hostname": cfg.node_name}
     ids["ovn-bridge-datapath-type"] = cfg.datapath_type
     ids["ovn-bridge"] = cfg.bridge
+    # Every subnet hangs off the cluster router, so a chassis with pods needs
+    # nearly every datapath anyway: conditional monitoring would only make
+    # the SB server recompute this chassis' monitor condition per new port.
+    ids["ovn-monitor-all"] = "true" if cfg.ovn_monitor_all else "false"
     if cfg.ovn_remote:
         ids["ovn-remote"] = cfg.ovn_remote
     if cfg.encap_ip:

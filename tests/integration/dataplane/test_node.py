@@ -162,7 +162,7 @@ def test_bootstrap_of_an_empty_ovsdb(tmp_path: Path) -> None:
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
         for item in ('system-id=kdp-fresh', 'ovn-remote="tcp:192.0.2.1:6642"',
                      'ovn-encap-ip="192.0.2.7"', "ovn-encap-type=geneve",
-                     "ovn-bridge-datapath-type=netdev"):  # fmt: skip
+                     "ovn-bridge-datapath-type=netdev", 'ovn-monitor-all="true"'):  # fmt: skip
             assert item in ids, ids
         other = subprocess.run([*vsctl, "get", "Open_vSwitch", ".", "other_config"],
                                capture_output=True, text=True, check=True).stdout  # fmt: skip
