@@ -238,6 +238,8 @@ class PodWorker:
         self.gone = False
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # (reason, message) -> (Event name, count) of the events recorded so far
+        self.events: dict[tuple[str, str], tuple[str, int]] = {}
         md = pod["metadata"]
         self.log = kubelet.log.bind(pod=f"{md['namespace']}/{md['name']}")
         rec = kubelet.read_record(self.uid)
@@ -370,29 +372,48 @@ class PodWorker:
         await self.k.kube.patch(pod_path(pod, "/status"), body)
 
     async def event(self, pod: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning event; a repeat of the same reason and message bumps the
+        first one's count and lastTimestamp, as client-go's event correlator
+        does, instead of adding an Event per retry."""
         md = pod["metadata"]
         ts = now()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{md['name']}.", "namespace": md["namespace"]},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": md["name"],
-                "namespace": md["namespace"],
-                "uid": md["uid"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": "Warning",
-            "source": {"component": "kubelet", "host": self.k.node.name},
-            "firstTimestamp": ts,
-            "lastTimestamp": ts,
-            "count": 1,
-        }
+        path = f"/api/v1/namespaces/{md['namespace']}/events"
+        key = (reason, message)
         try:
-            await self.k.kube.post(f"/api/v1/namespaces/{md['namespace']}/events", body)
+            seen = self.events.get(key)
+            if seen is not None:
+                name, count = seen
+                try:
+                    await self.k.kube.patch(
+                        f"{path}/{name}", {"count": count + 1, "lastTimestamp": ts}
+                    )
+                    self.events[key] = (name, count + 1)
+                    return
+                except KubeError as e:
+                    if e.status != 404:
+                        raise
+                    # Expired or deleted meanwhile: start a new one.
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{md['name']}.", "namespace": md["namespace"]},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": md["name"],
+                    "namespace": md["namespace"],
+                    "uid": md["uid"],
+                },
+                "reason": reason,
+                "message": message,
+                "type": "Warning",
+                "source": {"component": "kubelet", "host": self.k.node.name},
+                "firstTimestamp": ts,
+                "lastTimestamp": ts,
+                "count": 1,
+            }
+            created = await self.k.kube.post(path, body)
+            self.events[key] = (str(created["metadata"]["name"]), 1)
         except (KubeError, aiohttp.ClientError, OSError) as e:
             self.log.warning("event not recorded", error=str(e))
 

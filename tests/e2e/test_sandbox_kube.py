@@ -14,6 +14,7 @@ import json
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,26 +121,33 @@ if env["CNI_COMMAND"] == "ADD":
 """
 
 
-async def first_event(sbx: SandboxHandle, pod: str, reason: str) -> dict[str, Any]:
-    """The first Event about `pod` with `reason`: list, then watch from the list's version."""
+async def event_where(
+    sbx: SandboxHandle, pod: str, wanted: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The first Event about `pod` that `wanted` accepts, as listed or as it
+    is created or updated later (list, then watch from the list's version)."""
     kube = await KubeClient.from_kubeconfig(sbx.kubeconfig)
     sel = f"involvedObject.name={pod}"
     try:
         listing = await kube.get("/api/v1/namespaces/default/events", fieldSelector=sel)
         for item in listing["items"]:
-            if item.get("reason") == reason:
+            if wanted(item):
                 found: dict[str, Any] = item
                 return found
         rv = listing["metadata"]["resourceVersion"]
         async for ev in kube.watch(
             "/api/v1/namespaces/default/events", fieldSelector=sel, resourceVersion=rv
         ):
-            if ev["type"] == "ADDED" and ev["object"].get("reason") == reason:
+            if ev["type"] in ("ADDED", "MODIFIED") and wanted(ev["object"]):
                 obj: dict[str, Any] = ev["object"]
                 return obj
         raise AssertionError("event watch ended")
     finally:
         await kube.close()
+
+
+async def first_event(sbx: SandboxHandle, pod: str, reason: str) -> dict[str, Any]:
+    return await event_where(sbx, pod, lambda e: e.get("reason") == reason)
 
 
 def test_cni_called_as_containerd_does(make_sandbox: MakeSandbox) -> None:
@@ -205,6 +213,18 @@ async def test_cni_failure_gives_warning_event_then_retry_succeeds(
     assert ev["reason"] == "FailedCreatePodSandBox"
     assert ev["type"] == "Warning"
     assert "sbxt-missing-plugin" in ev["message"]
+    # The retry fails the same way: the same Event is counted again, not repeated.
+    again = await asyncio.wait_for(
+        event_where(
+            sbx, "flaky", lambda e: e.get("reason") == ev["reason"] and e.get("count", 1) >= 2
+        ),
+        20,
+    )
+    assert again["metadata"]["name"] == ev["metadata"]["name"]
+    assert again["lastTimestamp"] >= ev["lastTimestamp"]
+    listed = json.loads(sbx.kubectl("get", "events", "--field-selector",
+                                    "involvedObject.name=flaky", "-o", "json"))  # fmt: skip
+    assert [e["reason"] for e in listed["items"]].count("FailedCreatePodSandBox") == 1
     pod = json.loads(sbx.kubectl("get", "pod", "flaky", "-o", "json"))
     assert pod["status"].get("phase", "Pending") == "Pending"
     # Nothing of the failed attempt is left on the node.
