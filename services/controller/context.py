@@ -70,6 +70,8 @@ class Context:
     #: Why a Subnet is not usable, by name.
     subnet_errors: dict[str, str] = field(default_factory=dict)
     pools: dict[str, PoolSpec] = field(default_factory=dict)
+    #: Why an IPPool is not usable, by name.
+    pool_errors: dict[str, str] = field(default_factory=dict)
     #: Pod NIC allocations by "namespace/pod/nic".
     allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
     #: NICs with an allocation, by "namespace/pod" (to clean up every NIC).

@@ -74,6 +74,7 @@ class PodReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._fresh_subnets = SingleFlightList(ctx.kube, ctx.informers.subnets.path)
+        self._fresh_pools = SingleFlightList(ctx.kube, ctx.informers.ippools.path)
 
     # -- choosing -----------------------------------------------------------
 
@@ -119,6 +120,39 @@ class PodReconciler:
                     field=f"Subnet {name} spec.namespaces",
                 )
             raise Retry(f"Subnet {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
+
+    async def confirm_no_pool(self, namespace: str, annotations: dict[str, str], nic: str) -> None:
+        """Before a new address comes from outside any pool, make sure no
+        IPPool binds the namespace that this replica has not reconciled yet:
+        the same race as confirm_default's, for a pool applied together with
+        the pods of its namespace."""
+        ctx = self.ctx
+        if any(ann.read(annotations, key, nic)[0] for key in (ann.IP_POOL, ann.IP_ADDRESS)):
+            return  # the pod chose for itself
+        switch = ann.read(annotations, ann.LOGICAL_SWITCH, nic)[0]
+        if any(namespace in p.namespaces for p in ctx.pools.values()):
+            return  # request() picks it from the cache
+        started = time.monotonic()
+        try:
+            pools = await self._fresh_pools.items(not_before=started)
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # the IPPool CRD is not installed: nothing can bind
+            raise Retry(f"cannot list IPPools: {exc}", delay=0.5) from None
+        for obj in pools:
+            spec = obj.get("spec") or {}
+            if namespace not in (spec.get("namespaces") or []):
+                continue
+            if switch and switch != spec.get("subnet"):
+                continue  # the pod asked for another subnet: the pool does not apply
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            if name in ctx.pool_errors:
+                raise FailedPrecondition(
+                    f"namespace {namespace!r} is bound to IPPool {name!r}, which is not ready: "
+                    f"{ctx.pool_errors[name]}",
+                    field=f"IPPool {name} spec.namespaces",
+                )
+            raise Retry(f"IPPool {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
 
     def attachment_subnet(self, att: Attachment) -> SubnetSpec:
         for spec in self.ctx.pod_subnets():
@@ -264,6 +298,7 @@ class PodReconciler:
         nkey = nic_key(namespace, name, nic)
         if attachment is None and nkey not in ctx.allocations:
             await self.confirm_default(namespace, annotations, nic)
+            await self.confirm_no_pool(namespace, annotations, nic)
         req = self.request(namespace, annotations, nic, attachment)
         primary = nic == NIC
         qos = (0, 0)

@@ -237,6 +237,7 @@ class PoolReconciler:
                     await ctx.ipam.delete_pool(old.subnet, name)
                 except FailedPrecondition as exc:
                     raise Retry(f"pool {name} still in use: {exc}", delay=5.0) from None
+            ctx.pool_errors.pop(name, None)
             if ctx.pools.pop(name, None) is not None:
                 self.on_change()
             return
@@ -256,6 +257,7 @@ class PoolReconciler:
             if exc.retryable:
                 raise
             ctx.pools.pop(name, None)
+            ctx.pool_errors[name] = str(exc)
             await ctx.events.warning(
                 cluster_ref("IPPool", API_VERSION, obj), "InvalidSpec", str(exc)
             )
@@ -263,6 +265,7 @@ class PoolReconciler:
             return
         changed = ctx.pools.get(name) != spec
         ctx.pools[name] = spec
+        ctx.pool_errors.pop(name, None)
         await self._status(obj, True, "Ready", "")
         if changed:
             self.on_change()
