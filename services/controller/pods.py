@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,29 +97,17 @@ class PodReconciler:
         ctx = self.ctx
         if any(ann.read(annotations, key, nic)[0] for key in (ann.LOGICAL_SWITCH, ann.IP_POOL)):
             return  # the pod chose for itself
-        started = time.monotonic()
         if ctx.informers.namespaces.get(namespace) is None:
             raise Retry(f"namespace {namespace!r} not observed yet", delay=0.1)
         if self.namespace_subnet(namespace) is not None:
             return
-        try:
-            subnets = await self._fresh_subnets.items(not_before=started)
-        except KubeError as exc:
-            if exc.status == 404:
-                return  # the Subnet CRD is not installed: nothing can bind
-            raise Retry(f"cannot list Subnets: {exc}", delay=0.5) from None
-        for obj in subnets:
-            spec = obj.get("spec") or {}
-            if namespace not in (spec.get("namespaces") or []) or spec.get("provider"):
-                continue
-            name = str((obj.get("metadata") or {}).get("name", ""))
-            if name in ctx.subnet_errors:
-                raise FailedPrecondition(
-                    f"namespace {namespace!r} is bound to Subnet {name!r}, which is not ready: "
-                    f"{ctx.subnet_errors[name]}",
-                    field=f"Subnet {name} spec.namespaces",
-                )
-            raise Retry(f"Subnet {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
+        await self._confirm_unbound(
+            self._fresh_subnets,
+            "Subnet",
+            namespace,
+            ctx.subnet_errors,
+            lambda spec: not spec.get("provider"),
+        )
 
     async def confirm_no_pool(self, namespace: str, annotations: dict[str, str], nic: str) -> None:
         """Before a new address comes from outside any pool, make sure no
@@ -129,30 +117,47 @@ class PodReconciler:
         ctx = self.ctx
         if any(ann.read(annotations, key, nic)[0] for key in (ann.IP_POOL, ann.IP_ADDRESS)):
             return  # the pod chose for itself
-        switch = ann.read(annotations, ann.LOGICAL_SWITCH, nic)[0]
         if any(namespace in p.namespaces for p in ctx.pools.values()):
             return  # request() picks it from the cache
+        switch = ann.read(annotations, ann.LOGICAL_SWITCH, nic)[0]
+        await self._confirm_unbound(
+            self._fresh_pools,
+            "IPPool",
+            namespace,
+            ctx.pool_errors,
+            # A pod that asked for another subnet is not in the pool.
+            lambda spec: not switch or switch == spec.get("subnet"),
+        )
+
+    async def _confirm_unbound(
+        self,
+        fresh: SingleFlightList,
+        kind: str,
+        namespace: str,
+        errors: dict[str, str],
+        applies: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        """Retry if a `kind` this replica has not taken in yet binds namespace
+        (as listed now, not as cached); FailedPrecondition if it is invalid."""
         started = time.monotonic()
         try:
-            pools = await self._fresh_pools.items(not_before=started)
+            items = await fresh.items(not_before=started)
         except KubeError as exc:
             if exc.status == 404:
-                return  # the IPPool CRD is not installed: nothing can bind
-            raise Retry(f"cannot list IPPools: {exc}", delay=0.5) from None
-        for obj in pools:
+                return  # the CRD is not installed: nothing can bind
+            raise Retry(f"cannot list {kind}s: {exc}", delay=0.5) from None
+        for obj in items:
             spec = obj.get("spec") or {}
-            if namespace not in (spec.get("namespaces") or []):
+            if namespace not in (spec.get("namespaces") or []) or not applies(spec):
                 continue
-            if switch and switch != spec.get("subnet"):
-                continue  # the pod asked for another subnet: the pool does not apply
             name = str((obj.get("metadata") or {}).get("name", ""))
-            if name in ctx.pool_errors:
+            if name in errors:
                 raise FailedPrecondition(
-                    f"namespace {namespace!r} is bound to IPPool {name!r}, which is not ready: "
-                    f"{ctx.pool_errors[name]}",
-                    field=f"IPPool {name} spec.namespaces",
+                    f"namespace {namespace!r} is bound to {kind} {name!r}, which is not ready: "
+                    f"{errors[name]}",
+                    field=f"{kind} {name} spec.namespaces",
                 )
-            raise Retry(f"IPPool {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
+            raise Retry(f"{kind} {name!r} binds {namespace!r} but is not reconciled yet", 0.1)
 
     def attachment_subnet(self, att: Attachment) -> SubnetSpec:
         for spec in self.ctx.pod_subnets():

@@ -210,15 +210,14 @@ class Cluster:
         )
 
     async def subnet(self, name: str, **spec: Any) -> Obj:
-        return await self.kube.create(
-            resource_path("kovn.io", "v1", "subnets"),
-            {
-                "apiVersion": "kovn.io/v1",
-                "kind": "Subnet",
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        )
+        return await self._kovn_object("Subnet", "subnets", name, spec)
+
+    async def ippool(self, name: str, **spec: Any) -> Obj:
+        return await self._kovn_object("IPPool", "ippools", name, spec)
+
+    async def _kovn_object(self, kind: str, plural: str, name: str, spec: dict[str, Any]) -> Obj:
+        body = {"apiVersion": "kovn.io/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        return await self.kube.create(resource_path("kovn.io", "v1", plural), body)
 
     async def get_pod(self, namespace: str, name: str) -> Obj:
         return await self.kube.get(resource_path("", "v1", "pods", namespace, name))

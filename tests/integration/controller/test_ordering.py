@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.api.controller.v1 import controller_pb2
-from tests.integration.controller.harness import Cluster, running_cluster, until
+from services.controller.informer import Informer
+from tests.integration.controller.harness import Cluster, Replica, running_cluster, until
 
 
 @pytest.fixture
@@ -25,36 +26,53 @@ def _pod_retries() -> float:
     return value or 0.0
 
 
+async def _pod_before_binding(
+    cluster: Cluster,
+    replica: Replica,
+    informer: Informer,
+    bind: Callable[[], Awaitable[object]],
+    namespace: str,
+) -> controller_pb2.PodNetwork:
+    """Create what binds `namespace` (bind) while the replica's informer of
+    its kind is held back, then a pod there: the replica meets the pod first,
+    as it may when both are applied at once (watches of two kinds are not
+    ordered). The pod must wait, not take an address; once the informer runs
+    again the pod's network is returned."""
+
+    async def namespace_seen() -> bool:
+        return replica.ctx.informers.namespaces.get(namespace) is not None
+
+    await until(namespace_seen, what=f"the replica has seen namespace {namespace}")
+    await informer.stop()
+    before = _pod_retries()
+    await bind()
+    await cluster.pod(namespace, "p")
+
+    async def retried() -> bool:
+        return _pod_retries() > before
+
+    await until(retried, what="the pod's reconcile waited for what binds its namespace")
+    assert f"{namespace}/p/eth0" not in {str(k) for k in replica.ctx.allocations}, (
+        "the pod was given an address before what binds its namespace was known"
+    )
+    informer.start()
+    return await replica.stub.GetPodNetwork(
+        controller_pb2.GetPodNetworkRequest(namespace=namespace, name="p"), timeout=20
+    )
+
+
 async def test_pod_seen_before_its_namespaces_subnet_still_gets_that_subnet(
     cluster: Cluster,
 ) -> None:
     await cluster.node("n1")
     replica = await cluster.start_replica()
     await cluster.namespace("late")
-
-    async def namespace_seen() -> bool:
-        return replica.ctx.informers.namespaces.get("late") is not None
-
-    await until(namespace_seen, what="the replica has seen namespace late")
-    # Hold back this replica's view of Subnets: it meets the pod first, as it
-    # may when both are applied at once (watches of two kinds are not ordered).
-    subnets = replica.ctx.informers.subnets
-    await subnets.stop()
-    before = _pod_retries()
-    await cluster.subnet("late-net", cidrBlock="10.70.0.0/24", namespaces=["late"])
-    await cluster.pod("late", "p")
-
-    async def retried() -> bool:
-        return _pod_retries() > before
-
-    await until(retried, what="the pod's reconcile waited for the Subnet")
-    assert "late/p/eth0" not in {str(k) for k in replica.ctx.allocations}, (
-        "the pod was given an address before its namespace's Subnet was known"
-    )
-
-    subnets.start()
-    net = await replica.stub.GetPodNetwork(
-        controller_pb2.GetPodNetworkRequest(namespace="late", name="p"), timeout=20
+    net = await _pod_before_binding(
+        cluster,
+        replica,
+        replica.ctx.informers.subnets,
+        lambda: cluster.subnet("late-net", cidrBlock="10.70.0.0/24", namespaces=["late"]),
+        "late",
     )
     assert net.logical_switch == "late-net"
     assert net.ips[0].address.startswith("10.70.0.")
@@ -68,37 +86,18 @@ async def test_pod_seen_before_its_namespaces_ippool_still_gets_a_pool_address(
     replica = await cluster.start_replica()
     await cluster.namespace("late-pool")
 
-    async def ready() -> bool:
-        ctx = replica.ctx
-        return "pool-net" in ctx.subnets and ctx.informers.namespaces.get("late-pool") is not None
+    async def subnet_ready() -> bool:
+        return "pool-net" in replica.ctx.subnets
 
-    await until(ready, what="the replica has seen subnet pool-net and namespace late-pool")
-    # Hold back this replica's view of IPPools: it meets the pod first.
-    pools = replica.ctx.informers.ippools
-    await pools.stop()
-    before = _pod_retries()
-    await cluster.kube.create(
-        "/apis/kovn.io/v1/ippools",
-        {
-            "apiVersion": "kovn.io/v1",
-            "kind": "IPPool",
-            "metadata": {"name": "late-pool"},
-            "spec": {"subnet": "pool-net", "ips": ["10.71.0.77"], "namespaces": ["late-pool"]},
-        },
-    )
-    await cluster.pod("late-pool", "p")
-
-    async def retried() -> bool:
-        return _pod_retries() > before
-
-    await until(retried, what="the pod's reconcile waited for the IPPool")
-    assert "late-pool/p/eth0" not in {str(k) for k in replica.ctx.allocations}, (
-        "the pod was given an address before its namespace's IPPool was known"
-    )
-
-    pools.start()
-    net = await replica.stub.GetPodNetwork(
-        controller_pb2.GetPodNetworkRequest(namespace="late-pool", name="p"), timeout=20
+    await until(subnet_ready, what="the replica has taken in subnet pool-net")
+    net = await _pod_before_binding(
+        cluster,
+        replica,
+        replica.ctx.informers.ippools,
+        lambda: cluster.ippool(
+            "late-pool", subnet="pool-net", ips=["10.71.0.77"], namespaces=["late-pool"]
+        ),
+        "late-pool",
     )
     assert [ip.address for ip in net.ips] == ["10.71.0.77/24"]
 
@@ -109,15 +108,9 @@ async def test_namespace_bound_to_an_invalid_ippool_fails_its_pods_by_name(
     await cluster.node("n1")
     await cluster.subnet("pool-net2", cidrBlock="10.72.0.0/24")
     await cluster.namespace("bad-pool-ns")
-    await cluster.kube.create(
-        "/apis/kovn.io/v1/ippools",
-        {
-            "apiVersion": "kovn.io/v1",
-            "kind": "IPPool",
-            "metadata": {"name": "bad-pool"},
-            # Outside its subnet: the pool is refused, and with it the binding.
-            "spec": {"subnet": "pool-net2", "ips": ["10.99.0.1"], "namespaces": ["bad-pool-ns"]},
-        },
+    # Outside its subnet: the pool is refused, and with it the binding.
+    await cluster.ippool(
+        "bad-pool", subnet="pool-net2", ips=["10.99.0.1"], namespaces=["bad-pool-ns"]
     )
     replica = await cluster.start_replica()
     await cluster.pod("bad-pool-ns", "p")

@@ -305,25 +305,9 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
 async def test_ippool_and_subnet_deletion(cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.subnet("s2", cidrBlock="10.40.0.0/24")
-    await cluster.kube.create(
-        "/apis/kovn.io/v1/ippools",
-        {
-            "apiVersion": "kovn.io/v1",
-            "kind": "IPPool",
-            "metadata": {"name": "pool-a"},
-            "spec": {"subnet": "s2", "ips": ["10.40.0.100..10.40.0.101"]},
-        },
-    )
+    await cluster.ippool("pool-a", subnet="s2", ips=["10.40.0.100..10.40.0.101"])
     await cluster.namespace("pooled-ns")
-    await cluster.kube.create(
-        "/apis/kovn.io/v1/ippools",
-        {
-            "apiVersion": "kovn.io/v1",
-            "kind": "IPPool",
-            "metadata": {"name": "pool-ns"},
-            "spec": {"subnet": "s2", "ips": ["10.40.0.50"], "namespaces": ["pooled-ns"]},
-        },
-    )
+    await cluster.ippool("pool-ns", subnet="s2", ips=["10.40.0.50"], namespaces=["pooled-ns"])
     replica = await cluster.start_replica()
     await cluster.pod("pooled-ns", "by-namespace")
     assert (await _network(replica, "pooled-ns", "by-namespace")).ips[0].address == "10.40.0.50/24"
