@@ -7,14 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests import procs
+from tests.procs import ROOT, wait_ready_file
+
+__all__ = ["ROOT", "Proc", "grpcurl", "start_service", "stop"]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 
 
@@ -30,21 +32,6 @@ class Proc:
         return self.stderr_path.read_text()
 
 
-def wait_ready(
-    popen: subprocess.Popen[bytes], ready: Path, timeout: float = 20.0
-) -> dict[str, str]:
-    """Wait for the ready file (a process in another address space gives no event to await)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready.exists():
-            addresses: dict[str, str] = json.loads(ready.read_text())
-            return addresses
-        if popen.poll() is not None:
-            raise AssertionError(f"service exited early with {popen.returncode}")
-        time.sleep(0.02)
-    raise AssertionError("service did not become ready")
-
-
 def start_service(argv: list[str], tmp: Path, name: str = "svc") -> Proc:
     ready = tmp / f"{name}.ready"
     stderr_path = tmp / f"{name}.log"
@@ -56,18 +43,15 @@ def start_service(argv: list[str], tmp: Path, name: str = "svc") -> Proc:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        addresses = wait_ready(popen, ready)
-    except AssertionError:
-        popen.kill()
-        popen.wait()
-        raise AssertionError(stderr_path.read_text()) from None
+        addresses: dict[str, str] = json.loads(wait_ready_file(ready, proc=popen))
+    except (AssertionError, TimeoutError) as err:
+        procs.stop(popen, signal.SIGKILL)
+        raise AssertionError(f"{err}\n{stderr_path.read_text()}") from None
     return Proc(popen, addresses, tmp, stderr_path)
 
 
 def stop(proc: Proc) -> None:
-    if proc.popen.poll() is None:
-        proc.popen.send_signal(signal.SIGKILL)
-    proc.popen.wait(timeout=10)
+    procs.stop(proc.popen, signal.SIGKILL)
 
 
 @pytest.fixture

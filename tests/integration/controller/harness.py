@@ -32,18 +32,10 @@ from services.common.interceptors import ChassisInterceptor, ServerState
 from services.common.kube import KubeClient, KubeError, Obj, connect, resource_path
 from services.controller.config import ControllerConfig
 from services.controller.service import ControllerService
+from tests import procs
+from tests.procs import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 CRDS = ROOT / "manifests" / "crds"
-
-
-def wait_file(path: Path, timeout: float = 20.0) -> None:
-    """A daemon's ready file: no event exists for it, so poll with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -53,13 +45,7 @@ class IpamProcess:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc)
 
 
 def start_ipam(run_dir: Path) -> IpamProcess:
@@ -90,10 +76,9 @@ def start_ipam(run_dir: Path) -> IpamProcess:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_file(ready)
-    except TimeoutError:
-        proc.kill()
-        proc.wait()
+        procs.wait_ready_file(ready, proc=proc)
+    except (TimeoutError, AssertionError):
+        procs.stop(proc, signal.SIGKILL)
         raise RuntimeError(f"ipam did not start: {log.read_text()[-2000:]}") from None
     return IpamProcess(proc, f"unix:{sock}", log)
 

@@ -99,7 +99,7 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
     import subprocess
     import sys
 
-    from tests.integration.controller.harness import ROOT, wait_file
+    from tests.procs import ROOT, wait_ready_file
 
     await cluster.node("n1")
     ready = tmp_path / "a.ready"
@@ -114,7 +114,7 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
         cwd=ROOT, stdout=(tmp_path / "a.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        await asyncio.to_thread(wait_file, ready)
+        await asyncio.to_thread(wait_ready_file, ready)
         assert json.loads(ready.read_text())["grpc"]
         lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kovn-controller"
 

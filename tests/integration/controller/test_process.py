@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.controller.harness import ROOT, Cluster, running_cluster, wait_file
+from tests.integration.controller.harness import Cluster, running_cluster
+from tests.procs import ROOT, wait_ready_file
 
 BIN = Path(sys.executable).parent
 
@@ -43,7 +44,7 @@ async def test_grpcurl_lists_describes_and_checks_health_then_sigterm_exits_0(
         cwd=ROOT, stdout=(tmp_path / "controller.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        await asyncio.to_thread(wait_file, ready)
+        await asyncio.to_thread(wait_ready_file, ready)
         target = json.loads(ready.read_text())["grpc"]
 
         listed = await asyncio.to_thread(_grpcurl, target, "list")

@@ -14,7 +14,8 @@ import pytest
 
 from services.api.controller.v1 import controller_pb2, controller_pb2_grpc
 from services.common.client import channel
-from tests.integration.controller.harness import ROOT, Cluster, running_cluster, until, wait_file
+from tests.integration.controller.harness import Cluster, running_cluster, until
+from tests.procs import ROOT, wait_ready_file
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ async def test_follower_forwards_to_leader_over_mutual_tls(
             cwd=ROOT, stdout=(tmp_path / f"{identity}.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         procs.append(proc)
-        await asyncio.to_thread(wait_file, ready)
+        await asyncio.to_thread(wait_ready_file, ready)
         return str(json.loads(ready.read_text())["grpc"])
 
     try:

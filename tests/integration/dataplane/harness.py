@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from sandbox.ovn import OvnCentral
 from sandbox.ovs import OvsNode
 from services.api.controller.v1 import controller_pb2
 from tests.integration.dataplane.fake_controller import FakeController, pod_network
+from tests.procs import ROOT, poll
 
-ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 KOVN_CNI = str(VENV_BIN / "kovn-cni")
 SWITCH = "kdp-ls"
@@ -82,12 +81,18 @@ class Env:
             argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        # Another process: no event to await, so poll its ready file.
-        while not ready.exists() or self.cni(self.env("STATUS", ifname=""), self.conf("1.1.0")).rc:
-            if self.dp.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("dataplane did not start:\n" + self.log_tail())
-            time.sleep(0.02)
+        try:
+            poll(
+                lambda: (
+                    ready.exists()
+                    and self.cni(self.env("STATUS", ifname=""), self.conf("1.1.0")).rc == 0
+                ),
+                30,
+                "the dataplane to answer STATUS",
+                proc=self.dp,
+            )
+        except (AssertionError, TimeoutError) as err:
+            raise AssertionError(f"dataplane did not start ({err}):\n{self.log_tail()}") from None
         self.addresses = json.loads(ready.read_text())
 
     def metrics(self) -> str:

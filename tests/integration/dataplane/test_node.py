@@ -10,26 +10,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from sandbox import daemon, netns
-from tests.integration.dataplane.harness import NODE_IP, NODE_MAC, NODE_PORT, ROOT, Env
+from tests.integration.dataplane.harness import NODE_IP, NODE_MAC, NODE_PORT, Env
+from tests.procs import ROOT, poll
 
 pytestmark = [pytest.mark.root]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
-
-
-def _wait_for(predicate: object, timeout: float = 15.0) -> None:
-    # kovn0 is plugged by a background task of another process: no event to await.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_bootstrap_and_management_port(env: Env) -> None:
@@ -41,7 +31,8 @@ def test_bootstrap_and_management_port(env: Env) -> None:
         res = netns.run(env.node_ns, ["ip", "-o", "addr", "show", "kovn0"], check=False)
         return NODE_IP in res.stdout
 
-    _wait_for(kovn0_ready)
+    # kovn0 is plugged by a background task of another process: no event to await.
+    poll(kovn0_ready, 15, "kovn0 plugged and up")
     assert env.node.vsctl("get", "Interface", "kovn0", "external_ids:iface-id") == NODE_PORT
     link = netns.run(env.node_ns, ["ip", "-o", "link", "show", "kovn0"]).stdout
     assert NODE_MAC in link
@@ -107,7 +98,7 @@ def test_status_not_ready_while_starting(tmp_path: Path) -> None:
         return "unreachable" not in str(replies[-1]["msg"])
 
     try:
-        _wait_for(status_answered)
+        poll(status_answered, 15, "the dataplane to answer STATUS")
         assert replies[-1]["code"] == 50 and "starting" in str(replies[-1]["msg"])
         method = "kovn.dataplane.v1.Dataplane/ListAttachments"
         listed = subprocess.run(
@@ -156,7 +147,7 @@ def test_bootstrap_of_an_empty_ovsdb(tmp_path: Path) -> None:
             )  # fmt: skip
             return out.returncode == 0
 
-        _wait_for(ready)
+        poll(ready, 15, "the dataplane to answer STATUS")
         vsctl = ["ovs-vsctl", f"--db={remote}", "--no-wait"]
         ids = subprocess.run([*vsctl, "get", "Open_vSwitch", ".", "external_ids"],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip

@@ -13,43 +13,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.procs import ROOT, free_port, poll, stop
+
+__all__ = ["ROOT", "EtcdServer", "IpamProcess", "free_port"]
+
 ETCD = "/usr/bin/etcd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    """Poll `condition()` until true (used only where no event exists: daemon start-up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class EtcdServer:
@@ -81,8 +56,8 @@ class EtcdServer:
         log.close()
         (self.workdir / "etcd.pid").write_text(str(self.proc.pid))
         try:
-            wait_for(lambda: _port_open(self.port), 20, "etcd to listen")
-        except TimeoutError:
+            poll(lambda: _port_open(self.port), 20, "etcd to listen", proc=self.proc)
+        except (TimeoutError, AssertionError):
             self.stop()
             raise
         return self
@@ -126,16 +101,12 @@ class IpamProcess:
         (self.workdir / f"{self.name}.pid").write_text(str(self.proc.pid))
         proc = self.proc
 
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"ipam exited with {proc.returncode}: "
-                    + (self.workdir / f"{self.name}.log").read_text()[-2000:]
-                )
-            return self.ready.exists()
-
         try:
-            wait_for(up, 30, "ipam to serve")
+            poll(self.ready.exists, 30, "ipam to serve", proc=proc)
+        except AssertionError as err:
+            self.stop()
+            log_text = (self.workdir / f"{self.name}.log").read_text()[-2000:]
+            raise RuntimeError(f"ipam {err}: {log_text}") from None
         except BaseException:
             self.stop()
             raise

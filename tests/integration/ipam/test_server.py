@@ -139,7 +139,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 def kovn_serve(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`kovn ipam serve` (the CLI entry point) with /metrics; yields its addresses."""
-    from tests.integration.ipam.procs import stop, wait_for
+    from tests.procs import poll, stop
 
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
@@ -151,8 +151,7 @@ def kovn_serve(tmp_path: Path) -> Iterator[dict[str, str]]:
         env={**os.environ, "KOVN_IPAM_SQLITE_PATH": str(tmp_path / "state" / "ipam.db")},
     )  # fmt: skip
     try:
-        wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "kovn ipam serve")
-        assert proc.poll() is None, "kovn ipam serve exited"
+        poll(ready.exists, 30, "kovn ipam serve", proc=proc)
         assert (tmp_path / "state" / "ipam.db").exists()
         yield json.loads(ready.read_text())
     finally:
