@@ -8,6 +8,7 @@ validation, the allocations ipam gave, and the boards waiters block on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,6 +89,8 @@ class Context:
     #: subnets only), and each NIC's node, for the node egress reconciler.
     node_pods: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     pod_node: dict[str, str] = field(default_factory=dict)
+    #: Set when pod addresses were allocated or released: Subnet usage is stale.
+    usage_changed: asyncio.Event = field(default_factory=asyncio.Event)
     #: Called with a node name when its egress rows need recomputing.
     egress_dirty: Callable[[str], None] = field(default=lambda node: None)
 

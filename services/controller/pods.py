@@ -412,6 +412,7 @@ class PodReconciler:
             raise type(exc)(exc.message, field=_field_for(exc, req)) from None
         ctx.allocations[nkey] = alloc
         ctx.pod_nics.setdefault(f"{namespace}/{name}", set()).add(req.nic)
+        ctx.usage_changed.set()
         return alloc
 
     async def forget(self, namespace: str, name: str) -> None:
@@ -432,6 +433,8 @@ class PodReconciler:
         async for alloc in ctx.ipam.allocations_of(namespace, name):
             await ctx.ipam.release(alloc.owner)
             released += 1
+        if released:
+            ctx.usage_changed.set()
         for nic in nics:
             ctx.pod_board.clear(nic_key(namespace, name, nic))
         ctx.index_pod(nic_key(namespace, name, NIC), "", ())

@@ -54,6 +54,9 @@ from services.controller.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
+#: How long allocations are collected before Subnet usage is refreshed.
+USAGE_COALESCE_SECONDS = 1.0
+
 
 def _pod_signature(pod: Obj | None) -> tuple[Any, ...]:
     """What a pod change must touch to matter to the controller."""
@@ -265,7 +268,7 @@ class ControllerService(Service):
         except Exception as exc:
             log.warning("garbage collection failed; will retry", error=str(exc))
         self.caught_up.set()
-        await self._periodic(ctx)
+        await asyncio.gather(self._periodic(ctx), self._usage(ctx))
 
     async def _ensure_nb(self, ctx: Context) -> None:
         if self._nb_connect.done() and self._nb_connect.exception() is not None:
@@ -315,12 +318,29 @@ class ControllerService(Service):
             self.queues["pod"].add(key)
         log.info("take-over phases", **phases)
 
+    async def _usage(self, ctx: Context) -> None:
+        """Subnet usage into status and metrics: shortly after addresses were
+        allocated or released (a burst of pods makes one refresh, not one
+        each), and every usage_period in any case."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.usage_changed.wait(), self.config.usage_period)
+            if ctx.usage_changed.is_set():
+                await asyncio.sleep(USAGE_COALESCE_SECONDS)  # rate limit, not a wait for state
+            ctx.usage_changed.clear()
+            try:
+                await self.subnets.refresh_usage()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("subnet usage refresh failed", error=str(exc))
+
     async def _periodic(self, ctx: Context) -> None:
         cfg = self.config
         next_resync = time.monotonic() + cfg.resync_period if cfg.resync_period else None
         next_gc = time.monotonic() + cfg.gc_period if cfg.gc_period else None
         while True:
-            await asyncio.sleep(cfg.usage_period)  # the period of the usage refresh itself
+            await asyncio.sleep(cfg.usage_period)  # the tick of the NB, resync and GC checks
             try:
                 router = await ctx.nb.router_uuid(CLUSTER_ROUTER)
                 if router != self._router_uuid:
@@ -329,7 +349,6 @@ class ControllerService(Service):
                     log.warning("kovn's NB rows are gone or replaced; resyncing")
                     self.last_resync = await resync(ctx)
                     self._router_uuid = await ctx.nb.router_uuid(CLUSTER_ROUTER)
-                await self.subnets.refresh_usage()
                 now = time.monotonic()
                 if next_resync is not None and now >= next_resync:
                     next_resync = now + cfg.resync_period

@@ -302,6 +302,25 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
     assert "10.20.9.9" not in cluster.nbctl("get", "Logical_Switch_Port", "p3.default", "addresses")
 
 
+async def test_subnet_usage_follows_pods_before_the_periodic_refresh(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.namespace("use")
+    await cluster.subnet("s-use", cidrBlock="10.44.0.0/24", namespaces=["use"])
+    # The periodic refresh is far away: only allocations can trigger one.
+    replica = await cluster.start_replica(usage_period=300.0)
+
+    async def using(n: int) -> bool:
+        status = (await cluster.kube.get("/apis/kovn.io/v1/subnets/s-use")).get("status") or {}
+        return status.get("v4UsingIPs") == n
+
+    for pod in ("a", "b"):
+        await cluster.pod("use", pod)
+        assert (await _network(replica, "use", pod)).logical_switch == "s-use"
+    await until(lambda: using(2), timeout=10, what="s-use status counts both pods")
+    await cluster.delete_pod("use", "a")
+    await until(lambda: using(1), timeout=10, what="s-use status counts the release")
+
+
 async def test_ippool_and_subnet_deletion(cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.subnet("s2", cidrBlock="10.40.0.0/24")
