@@ -10,6 +10,7 @@ already up just prints the tables again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -174,8 +175,15 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def _subnets(lay: Layout) -> list[tuple[str, ...]]:
+def _subnets(lay: Layout, views: Sequence[PodView]) -> list[tuple[str, ...]]:
     st = components.Settings.load(lay)
+    # The controller counts usage a moment after pods get addresses: wait
+    # (on a watch, briefly) until it covers the demo's pods of each subnet.
+    for name in sorted({v.subnet for v in views} - {"ovn-default", ""}):
+        want = sum(1 for v in views if v.subnet == name)
+        with contextlib.suppress(cluster.SandboxError, subprocess.TimeoutExpired):
+            kubectl(lay, "wait", f"subnet/{name}", "--timeout=5s",
+                    f"--for=jsonpath={{.status.v4UsingIPs}}={want}")  # fmt: skip
     default = ("ovn-default", st.default_subnet_cidr, "(default)", "pods without a subnet")
     rows: list[tuple[str, ...]] = [default]
     listing = json.loads(kubectl(lay, "get", "subnets", "-o", "json"))
@@ -215,7 +223,7 @@ def report(lay: Layout) -> bool:
     rows += [(k, v) for k, v in health.items() if not k.startswith("dataplane-")]
     print(table(rows))
     print("\nSUBNETS")
-    print(table([("SUBNET", "CIDR", "NAMESPACES", "USAGE"), *_subnets(lay)]))
+    print(table([("SUBNET", "CIDR", "NAMESPACES", "USAGE"), *_subnets(lay, views)]))
     print("\nPODS")
     rows = [("POD", "NODE", "IP", "MAC", "SUBNET")]
     rows += [(v.ref, v.node, v.ip, v.mac, v.subnet) for v in views]

@@ -42,6 +42,10 @@ def test_demo_is_green_and_safe_to_run_twice(
             want = demo.SUBNET if ref.startswith("demo-b/") else "ovn-default"
             assert view.subnet == want, f"{ref} is in {view.subnet}, expected {want}"
         assert views["demo-a/fixed"].ip == demo.FIXED_IP
+        # The subnet table counts them already (usage follows allocations).
+        in_b = sum(1 for ref in views if ref.startswith("demo-b/"))
+        row = next(line for line in first.splitlines() if line.startswith(demo.SUBNET + " "))
+        assert f"{in_b} used" in row, row
 
         assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
         second = capsys.readouterr().out
