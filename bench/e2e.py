@@ -165,9 +165,12 @@ def run(quick: bool = False) -> list[Row]:
             del_wall = asyncio.run(delete_all(kubeconfig, names))
             # The same number of pods arriving at the rate, 20 per
             # second, instead of all at once.
-            paced_names = [f"paced{i}" for i in range(pods)]
-            paced = asyncio.run(burst(kubeconfig, paced_names, rate=PACED_RATE))
-            asyncio.run(delete_all(kubeconfig, paced_names))
+            paced_runs: list[list[float]] = []
+            for run_no in range(repeats):
+                paced_names = [f"paced{run_no}-{i}" for i in range(pods)]
+                paced = asyncio.run(burst(kubeconfig, paced_names, rate=PACED_RATE))
+                paced_runs.append(list(paced.values()))
+                asyncio.run(delete_all(kubeconfig, paced_names))
             sbx = SandboxHandle(lay)
             tp = _pods_on_nodes(sbx)
             client = tp["tp-a"][0]
@@ -200,10 +203,13 @@ def run(quick: bool = False) -> list[Row]:
                     ratio=b50 / s50 if s50 else None, goal="p99 < 1 s, >= 20 pods/s",
                     met=b99 < 1000 and rate >= 20,
                     note="create call to Ready on a watch"))  # fmt: skip
-    vals = list(paced.values())
+    vals = [v for run_vals in paced_runs for v in run_vals]
+    worst = max(percentile(run_vals, 99) for run_vals in paced_runs) * 1000
     rows.append(Row(SECTION, f"pod ready, {pods} pods created at {PACED_RATE:g}/s (kovn)",
                     statistics.median(vals) * 1000, percentile(vals, 99) * 1000,
-                    note="same pods, arriving at the goal rate instead of at once"))  # fmt: skip
+                    note=f"the same number of pods arriving at the goal rate; {len(paced_runs)} "
+                    f"runs, p99 of the worst run {worst:.0f} ms; the last pods are the slowest "
+                    "(OVS and OVN spend more per port as ports accumulate)"))  # fmt: skip
     rows.append(Row(SECTION, f"CPU in the burst of {pods}: whole machine", rate=busy / pods * 1000,
                     rate_unit="ms/pod",
                     note=f"{busy:.1f} CPU-s in {wall:.1f} s on {os.cpu_count()} CPUs: "
