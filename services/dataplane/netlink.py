@@ -293,10 +293,6 @@ def _create_veth_sync(
         os.close(fd)
     # The host end is only an OVS port: it never needs IPv6.
     ipv6_off(host)
-    index = link_index(host)
-    if index is None:
-        raise NetnsMissing(f"{host} vanished right after it was created")
-    ipr.link("set", index=index, state="up")
 
 
 def build_pod_link(
@@ -312,8 +308,9 @@ def build_pod_link(
     egress_rate_bps: int = 0,
 ) -> None:
     """Everything ADD does in the kernel, blocking: the veth (peer born in the
-    pod with its MAC and MTU, host end up), offloads off on both ends, and
-    inside the pod lo up, addresses, link up, routes and the egress limit.
+    pod with its MAC and MTU), offloads off on both ends, inside the pod lo
+    up, addresses, link up, routes and the egress limit, and last the host
+    end up.
 
     Raises IfnameTaken or NetnsMissing; on any failure after the veth exists
     the host end is deleted again (its peer goes with it).
@@ -344,6 +341,7 @@ def build_pod_link(
             pod.link("set", index=_LOOPBACK_INDEX, state="up")
             if not any(":" in a for a in addresses):
                 ipv6_off(ifname, netns)
+            offloads_off(ifname, netns)
             for address in addresses:
                 iface = ipaddress.ip_interface(address)
                 # IPv6: no duplicate address detection, the address is ours (IPAM).
@@ -367,7 +365,14 @@ def build_pod_link(
                     "add", "tbf", index=index, rate=f"{egress_rate_bps}bit", burst=burst,
                     latency="50ms",
                 )  # fmt: skip
-        offloads_off(ifname, netns)
+        # The host end goes up last, fully configured and with its peer
+        # already up: ovs-vswitchd (which reconfigures on every link change
+        # in this namespace) sees one state change instead of three.
+        host_index = link_index(host)
+        if host_index is None:
+            raise NetnsMissing(f"{host} vanished while the pod side was set up")
+        with _sync_route() as ipr:
+            ipr.link("set", index=host_index, state="up")
     except BaseException:
         with contextlib.suppress(Exception):
             delete_link_sync(host)
