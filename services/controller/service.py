@@ -268,7 +268,9 @@ class ControllerService(Service):
         except Exception as exc:
             log.warning("garbage collection failed; will retry", error=str(exc))
         self.caught_up.set()
-        await asyncio.gather(self._periodic(ctx), self._usage(ctx))
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other
+            group.create_task(self._periodic(ctx))
+            group.create_task(self._usage(ctx))
 
     async def _ensure_nb(self, ctx: Context) -> None:
         if self._nb_connect.done() and self._nb_connect.exception() is not None:
