@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,23 +57,28 @@ def _component(cmdline: str, marker: str) -> str | None:
     return None
 
 
-def sample(marker: str) -> Sample:
-    """CPU so far of the processes whose command line holds marker (a state dir)."""
-    out: dict[tuple[int, str], float] = {}
+def processes(file: str) -> Iterator[tuple[int, str, str]]:
+    """(pid, command line, text of /proc/<pid>/<file>) of every live process."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (entry / "stat").read_text()
+            text = (entry / file).read_text()
         except OSError:
             continue  # gone meanwhile
+        yield int(entry.name), cmdline, text
+
+
+def sample(marker: str) -> Sample:
+    """CPU so far of the processes whose command line holds marker (a state dir)."""
+    out: dict[tuple[int, str], float] = {}
+    for pid, cmdline, stat in processes("stat"):
         name = _component(cmdline, marker)
         if name is None:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-        pid = int(entry.name)
         out[(pid, name)] = (utime + stime) / _TICK
         if name == "sandbox kubelets + scheduler":
             out[(pid, SHIMS)] = (cutime + cstime) / _TICK

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import processes
 from bench.report import Row, percentile, summarize_ms
 from sandbox.kube import KubeClient
 from sandbox.layout import Layout
@@ -41,19 +42,13 @@ def _cli(*args: str) -> float:
 def rss_bytes(marker: str) -> tuple[int, int]:
     """(sum of RSS, process count) of live processes whose cmdline has marker."""
     total = count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for _pid, cmdline, status in processes("status"):
+        if marker not in cmdline:
             continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
-            if marker not in cmd:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-                    count += 1
-        except OSError:
-            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+                count += 1
     return total, count
 
 
