@@ -6,20 +6,30 @@ turns them into the matching status code, so every kovn service answers the
 same way and INTERNAL is left meaning "a bug". Clients turn a failed call
 back into the same typed error with `from_rpc_error`, which lets a caller
 decide to retry (`retryable`) without knowing gRPC codes.
+
+Every error a kovn component raises on purpose is a `KovnError`: the
+Kubernetes client's `KubeError`, the OVSDB bridge's `OvsdbError`, the ipam
+store's refusals and the dataplane's CNI errors included. A caller that must
+decide "try again later or give up" (the controller's work queue, the CNI
+path) reads one attribute, `retryable`, and nothing else.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 
 
 class KovnError(Exception):
-    """Base of every expected error; `status` is the gRPC code it maps to."""
+    """Base of every expected error; `code` is the gRPC status it maps to.
 
-    status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
-    retryable: ClassVar[bool] = False
+    `code` and `retryable` are class defaults that a subclass may refine per
+    instance (a `KubeError` is retryable for a 503, not for a 422).
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    retryable: bool = False
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.message = message
@@ -30,33 +40,33 @@ class KovnError(Exception):
 class InvalidArgument(KovnError):
     """The request is wrong; `field` names the offending field."""
 
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class NotFound(KovnError):
-    status = grpc.StatusCode.NOT_FOUND
+    code = grpc.StatusCode.NOT_FOUND
 
 
 class AlreadyExists(KovnError):
     """The thing exists or is held by someone else; the message names the holder."""
 
-    status = grpc.StatusCode.ALREADY_EXISTS
+    code = grpc.StatusCode.ALREADY_EXISTS
 
 
 class FailedPrecondition(KovnError):
     """The system is not in a state that allows this (e.g. subnet still in use)."""
 
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class ResourceExhausted(KovnError):
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Unavailable(KovnError):
     """Temporary: a dependency is down or we are draining; retry later."""
 
-    status = grpc.StatusCode.UNAVAILABLE
+    code = grpc.StatusCode.UNAVAILABLE
     retryable = True
 
     def __init__(
@@ -67,14 +77,14 @@ class Unavailable(KovnError):
 
 
 class DeadlineExceeded(KovnError):
-    status = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
     retryable = True
 
 
 class Conflict(KovnError):
     """Lost an optimistic-concurrency race; the caller should re-read and retry."""
 
-    status = grpc.StatusCode.ABORTED
+    code = grpc.StatusCode.ABORTED
     retryable = True
 
 
@@ -83,7 +93,7 @@ class Internal(KovnError):
 
 
 _BY_STATUS: dict[grpc.StatusCode, type[KovnError]] = {
-    cls.status: cls
+    cls.code: cls
     for cls in (
         InvalidArgument,
         NotFound,

@@ -136,8 +136,8 @@ class _Method:
 
     async def _on_error(self, context: Context, request_id: str, err: BaseException) -> None:
         if isinstance(err, KovnError):
-            log.info("request failed", code=err.status.name, error=str(err))
-            await _abort(context, request_id, err.status, str(err), err.field)
+            log.info("request failed", code=err.code.name, error=str(err))
+            await _abort(context, request_id, err.code, str(err), err.field)
         log.exception("bug: unexpected error", error_type=type(err).__name__)
         await _abort(
             context,

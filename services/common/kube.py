@@ -15,8 +15,11 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import grpc
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from services.common.errors import KovnError
 
 Obj = dict[str, Any]
 
@@ -24,7 +27,24 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 
-class KubeError(Exception):
+#: How an HTTP status from the API maps onto kovn's taxonomy.
+_HTTP_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    410: grpc.StatusCode.FAILED_PRECONDITION,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.UNAVAILABLE,
+}
+#: Statuses worth trying again: no answer, throttled, a conflict (re-read and
+#: retry), or the server's own trouble.
+_RETRYABLE_HTTP = frozenset({0, 409, 429, 500, 502, 503, 504})
+
+
+class KubeError(KovnError):
     """A failed API call: HTTP status (0: no response), reason and message."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
@@ -32,10 +52,10 @@ class KubeError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in (0, 429, 500, 502, 503, 504)
+        self.code = _HTTP_CODES.get(
+            status, grpc.StatusCode.UNAVAILABLE if status == 0 or status >= 500 else self.code
+        )
+        self.retryable = status in _RETRYABLE_HTTP
 
 
 async def connect(kubeconfig: str = "", *, pool_size: int = 128) -> client.ApiClient:

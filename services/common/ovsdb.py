@@ -35,6 +35,8 @@ import ovs.poller
 import ovs.stream
 import structlog
 
+from services.common.errors import Unavailable
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -46,8 +48,12 @@ ROW_UPDATE = "update"
 ROW_DELETE = "delete"
 
 
-class OvsdbError(Exception):
-    """A transaction failed or the server could not be reached."""
+class OvsdbError(Unavailable):
+    """A transaction failed or the server could not be reached.
+
+    Retryable as a class: the server may come back, and a transaction that
+    lost to a concurrent one is tried again by the caller. Constraint
+    violations are still bugs of the caller's and show up in the message."""
 
 
 def fetch_schema(remote: str, database: str, timeout: float) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import structlog
 
 from services.common.errors import KovnError
-from services.common.kube import KubeError
 from services.controller import metrics
 
 log = structlog.get_logger(__name__)
@@ -42,8 +41,6 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, KovnError):
         return exc.retryable
-    if isinstance(exc, KubeError):
-        return exc.retryable or exc.status == 409
     return True  # unknown: could be a bug or a blip; retry with backoff, logged
 
 
@@ -188,7 +185,7 @@ class WorkQueue:
             self._failures[key] = failures
             delay = getattr(exc, "delay", None) or getattr(exc, "retry_after", None)
             delay = delay or self.backoff.delay(failures)
-            level = log.warning if not isinstance(exc, Retry | KovnError | KubeError) else log.info
+            level = log.warning if not isinstance(exc, Retry | KovnError) else log.info
             level(
                 "reconcile will retry",
                 kind=self.kind,
@@ -196,7 +193,7 @@ class WorkQueue:
                 error=str(exc),
                 error_type=type(exc).__name__,
                 delay=round(delay, 3),
-                exc_info=not isinstance(exc, Retry | KovnError | KubeError),
+                exc_info=not isinstance(exc, Retry | KovnError),
             )
             self._dirty.discard(key)
             self.add_after(key, delay)

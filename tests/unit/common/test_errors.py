@@ -22,8 +22,8 @@ from services.common import errors
     ],
 )
 def test_status_codes(cls: type[errors.KovnError], code: grpc.StatusCode) -> None:
-    assert cls.status == code
-    assert cls("x").status != grpc.StatusCode.INTERNAL
+    assert cls.code == code
+    assert cls("x").code != grpc.StatusCode.INTERNAL
 
 
 def test_field_is_named_in_message() -> None:
