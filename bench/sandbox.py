@@ -22,10 +22,16 @@ from typing import Any
 
 from bench.cpu import processes
 from bench.report import Row, percentile, summarize_ms
-from sandbox.kube import KubeClient
 from sandbox.layout import Layout
+from services.common.kube import KubeClient, connect
 
 NAME = "sbxbench"
+PODS = "/api/v1/namespaces/default/pods"
+
+
+async def _connect(kubeconfig: Path) -> KubeClient:
+    # Pool sized for the whole burst: every create is in flight at once.
+    return KubeClient(await connect(str(kubeconfig), pool_size=256))
 
 
 def _cli(*args: str) -> float:
@@ -69,16 +75,16 @@ def _ready(pod: dict[str, Any]) -> bool:
 async def burst(kubeconfig: Path, names: list[str], rate: float | None = None) -> dict[str, float]:
     """Create the pods (all at once, or `rate` per second, evenly spaced);
     seconds from each create call to Ready seen on a watch."""
-    kube = await KubeClient.from_kubeconfig(kubeconfig)
+    kube = await _connect(kubeconfig)
     try:
-        listing = await kube.get("/api/v1/namespaces/default/pods")
+        listing = await kube.get(PODS)
         rv = listing["metadata"]["resourceVersion"]
         started: dict[str, float] = {}
         done: dict[str, float] = {}
         all_ready = asyncio.Event()
 
         async def watch() -> None:
-            async for ev in kube.watch("/api/v1/namespaces/default/pods", resourceVersion=rv):
+            async for ev in kube.watch(PODS, rv, bookmarks=False):
                 pod = ev["object"]
                 n = pod["metadata"]["name"]
                 if n in started and n not in done and _ready(pod):
@@ -95,7 +101,7 @@ async def burst(kubeconfig: Path, names: list[str], rate: float | None = None) -
             if rate:
                 await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
             started[n] = time.monotonic()
-            await kube.post("/api/v1/namespaces/default/pods", _pod(n))
+            await kube.create(PODS, _pod(n))
 
         await asyncio.gather(*(create(i, n) for i, n in enumerate(names)))
         await asyncio.wait_for(all_ready.wait(), 120)
@@ -107,16 +113,16 @@ async def burst(kubeconfig: Path, names: list[str], rate: float | None = None) -
 
 async def delete_all(kubeconfig: Path, names: list[str]) -> float:
     """Seconds until every pod is gone (kubelet ran DEL and confirmed)."""
-    kube = await KubeClient.from_kubeconfig(kubeconfig)
+    kube = await _connect(kubeconfig)
     try:
-        listing = await kube.get("/api/v1/namespaces/default/pods")
+        listing = await kube.get(PODS)
         rv = listing["metadata"]["resourceVersion"]
         left = {p["metadata"]["name"] for p in listing["items"]} & set(names)
         t0 = time.monotonic()
         gone = asyncio.Event()
 
         async def watch() -> None:
-            async for ev in kube.watch("/api/v1/namespaces/default/pods", resourceVersion=rv):
+            async for ev in kube.watch(PODS, rv, bookmarks=False):
                 if ev["type"] == "DELETED":
                     left.discard(ev["object"]["metadata"]["name"])
                     if not left:
@@ -124,7 +130,7 @@ async def delete_all(kubeconfig: Path, names: list[str]) -> float:
                         return
 
         watcher = asyncio.create_task(watch())
-        await asyncio.gather(*(kube.delete(f"/api/v1/namespaces/default/pods/{n}") for n in names))
+        await asyncio.gather(*(kube.delete(f"{PODS}/{n}") for n in names))
         await asyncio.wait_for(gone.wait(), 120)
         await watcher
         return time.monotonic() - t0

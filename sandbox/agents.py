@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -23,13 +22,18 @@ import aiohttp
 import structlog
 
 from sandbox import workers
-from sandbox.kube import KubeClient, KubeError
 from sandbox.kubelet import Kubelet
 from sandbox.layout import Layout
 from sandbox.scheduler import Scheduler
+from services.common.kube import KubeClient, KubeError, connect
 from services.common.logging import configure_logging
+from services.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+
+#: Connections to the API server: a burst of pods means hundreds of
+#: concurrent status writes, bindings and events from this one process.
+POOL_SIZE = 256
 
 
 class Agents:
@@ -83,9 +87,7 @@ class Agents:
                 synced.set()
                 while True:
                     expired = False
-                    async for ev in self.kube.watch(
-                        "/api/v1/pods", resourceVersion=rv, allowWatchBookmarks="true"
-                    ):
+                    async for ev in self.kube.watch("/api/v1/pods", rv, timeout_seconds=None):
                         obj = ev.get("object") or {}
                         if ev.get("type") == "ERROR":
                             expired = obj.get("code") == 410
@@ -112,7 +114,7 @@ async def amain(state_dir: Path, ready_fd: int | None) -> int:
     # Start the worker threads now: started lazily by the first pod of a
     # burst, 256 thread starts would stall the loop right when it is busiest.
     workers.start_all()
-    kube = await KubeClient.from_kubeconfig(Path(layout.kubeconfig))
+    kube = KubeClient(await connect(layout.kubeconfig, pool_size=POOL_SIZE))
     agents = Agents(layout, kube)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,12 +134,7 @@ async def amain(state_dir: Path, ready_fd: int | None) -> int:
         log.info("agents ready", nodes=[n.name for n in layout.nodes])
         await stop.wait()
     finally:
-        for t in heartbeats:
-            t.cancel()
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        await asyncio.gather(*(cancel_and_wait(t) for t in [*heartbeats, watcher]))
         await agents.close()
         await kube.close()
     return 0

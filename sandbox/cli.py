@@ -181,9 +181,9 @@ def _demo(lay: Layout) -> int:
 
 
 async def _api_pods(lay: Layout) -> list[dict[str, Any]]:
-    from sandbox.kube import KubeClient
+    from services.common.kube import KubeClient, connect
 
-    kube = await KubeClient.from_kubeconfig(Path(lay.kubeconfig))
+    kube = KubeClient(await connect(lay.kubeconfig))
     try:
         listing = await asyncio.wait_for(kube.get("/api/v1/pods"), 5)
         items: list[dict[str, Any]] = listing.get("items", [])

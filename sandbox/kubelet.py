@@ -25,8 +25,9 @@ import structlog
 
 from sandbox import netns, workers
 from sandbox.cniexec import CniConfigError, CniError, CniRunner
-from sandbox.kube import KubeClient, KubeError
 from sandbox.layout import Layout, NodeLayout, write_atomic
+from services.common.kube import KubeClient, KubeError
+from services.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +99,7 @@ class Kubelet:
             "spec": {"podCIDR": self.node.pod_cidr, "podCIDRs": [self.node.pod_cidr]},
         }
         try:
-            await self.kube.post("/api/v1/nodes", body)
+            await self.kube.create("/api/v1/nodes", body)
         except KubeError as e:
             if e.status != 409:
                 raise
@@ -135,7 +136,7 @@ class Kubelet:
                 },
             }
         }
-        await self.kube.patch(f"/api/v1/nodes/{name}/status", status)
+        await self.kube.strategic_merge_patch(f"/api/v1/nodes/{name}/status", status)
         self.log.info("node registered", ip=self.node.underlay_ip)
 
     async def heartbeat(self) -> None:
@@ -150,14 +151,14 @@ class Kubelet:
                      "renewTime": micro_now()},
         }  # fmt: skip
         try:
-            await self.kube.post(path.rsplit("/", 1)[0], body)
+            await self.kube.create(path.rsplit("/", 1)[0], body)
         except KubeError as e:
             if e.status != 409:
                 self.log.warning("node lease not created", error=str(e))
         while True:
             await asyncio.sleep(LEASE_RENEW_SECONDS)
             try:
-                await self.kube.patch(path, {"spec": {"renewTime": micro_now()}})
+                await self.kube.strategic_merge_patch(path, {"spec": {"renewTime": micro_now()}})
             except (KubeError, aiohttp.ClientError, OSError) as e:
                 self.log.warning("node lease not renewed", error=str(e))
 
@@ -222,10 +223,7 @@ class Kubelet:
         await workers.pool().run(lambda: path.unlink(missing_ok=True))
 
     async def close(self) -> None:
-        tasks = [w.task for w in self.workers.values() if w.task is not None]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(w.task) for w in list(self.workers.values())))
 
 
 class PodWorker:
@@ -369,7 +367,7 @@ class PodWorker:
                 "containerStatuses": statuses,
             }
         }
-        await self.k.kube.patch(pod_path(pod, "/status"), body)
+        await self.k.kube.strategic_merge_patch(pod_path(pod, "/status"), body)
 
     async def event(self, pod: dict[str, Any], reason: str, message: str) -> None:
         """A Warning event; a repeat of the same reason and message bumps the
@@ -384,7 +382,7 @@ class PodWorker:
             if seen is not None:
                 name, count = seen
                 try:
-                    await self.k.kube.patch(
+                    await self.k.kube.strategic_merge_patch(
                         f"{path}/{name}", {"count": count + 1, "lastTimestamp": ts}
                     )
                     self.events[key] = (name, count + 1)
@@ -412,7 +410,7 @@ class PodWorker:
                 "lastTimestamp": ts,
                 "count": 1,
             }
-            created = await self.k.kube.post(path, body)
+            created = await self.k.kube.create(path, body)
             self.events[key] = (str(created["metadata"]["name"]), 1)
         except (KubeError, aiohttp.ClientError, OSError) as e:
             self.log.warning("event not recorded", error=str(e))

@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from sandbox.kube import KubeClient, KubeError
+from services.common.kube import KubeClient, KubeError
+from services.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +88,7 @@ class Scheduler:
                 }
                 path = f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding"
                 try:
-                    await self.kube.post(path, body)
+                    await self.kube.create(path, body)
                     return
                 except KubeError as e:
                     self.placed.pop(uid, None)
@@ -119,11 +120,9 @@ class Scheduler:
             "source": {"component": "default-scheduler"},
         }  # fmt: skip
         try:
-            await self.kube.post(f"/api/v1/namespaces/{md['namespace']}/events", body)
+            await self.kube.create(f"/api/v1/namespaces/{md['namespace']}/events", body)
         except (KubeError, aiohttp.ClientError, OSError) as e:
             log.warning("event not recorded", error=str(e))
 
     async def close(self) -> None:
-        for t in list(self.tasks):
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(t) for t in list(self.tasks)))

@@ -1,4 +1,4 @@
-"""Kubernetes client plumbing shared by kovn services.
+"""Kubernetes client plumbing shared by kovn services and the sandbox.
 
 `connect` builds a kubernetes-asyncio ApiClient from a kubeconfig path or,
 with none given, from the in-cluster service account. `KubeClient` talks
@@ -6,7 +6,9 @@ JSON dicts over that ApiClient: kovn reads a handful of fields from many
 thousands of objects, and kubernetes-asyncio's model deserialisation costs
 far more than the JSON parse itself. Failures become `KubeError` with the
 API's status code and reason, so callers can tell a 404 from a 409 from a
-410 Gone without parsing messages.
+410 Gone without parsing messages. The sandbox's kubelet and scheduler
+stand-ins use the same client (status patches, bindings, events, one long
+pod watch), with a connection pool sized for a burst of hundreds of writes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import grpc
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -25,6 +28,7 @@ Obj = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 #: How an HTTP status from the API maps onto kovn's taxonomy.
@@ -94,23 +98,66 @@ def resource_path(
     return base
 
 
-async def _error(resp: Any) -> KubeError:
+async def _error(resp: aiohttp.ClientResponse) -> KubeError:
     body = await resp.read()
     try:
         status = json.loads(body)
         return KubeError(resp.status, status.get("reason", ""), status.get("message", ""))
-    except ValueError:
+    except (ValueError, AttributeError):
         return KubeError(resp.status, resp.reason or "", body.decode(errors="replace")[:300])
 
 
 class KubeClient:
-    """JSON-dict access to the API through a kubernetes-asyncio ApiClient."""
+    """JSON-dict access to the API through a kubernetes-asyncio ApiClient.
+
+    Requests go straight to the ApiClient's aiohttp session (the ApiClient
+    adds only authentication and TLS): its `call_api` would walk every body
+    through `sanitize_for_serialization`, a cost per request that a burst of
+    hundreds of pod writes (the sandbox's kubelets) or the controller's
+    status patches do not need for plain JSON dicts.
+    """
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
+        self._host = str(api.configuration.host or "").rstrip("/")
 
     async def close(self) -> None:
         await self.api.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+        content_type: str,
+        request_timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        """One request, the response unread; connection failures become KubeError."""
+        headers = {
+            **self.api.default_headers,
+            "Content-Type": content_type,
+            "Accept": "application/json",
+        }
+        queries: list[tuple[str, str | int]] = list((query or {}).items())
+        try:
+            await self.api.update_params_for_auth(headers, queries, ["BearerToken"])
+            resp: aiohttp.ClientResponse = await self.api.rest_client.request(
+                method,
+                self._host + path,
+                query_params=dict(queries) or None,
+                headers=headers,
+                body=body,
+                _preload_content=False,
+                _request_timeout=request_timeout,
+            )
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        except OSError as exc:
+            raise KubeError(0, "ConnectionError", str(exc)) from None
+        except TimeoutError:
+            raise KubeError(0, "Timeout", f"{method} {path}") from None
+        return resp
 
     async def request(
         self,
@@ -122,45 +169,37 @@ class KubeClient:
         content_type: str = "application/json",
         request_timeout: float | None = 30.0,
     ) -> Obj:
-        try:
-            resp = await self.api.call_api(
-                path,
-                method,
-                query_params=list((query or {}).items()),
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=request_timeout,
-            )
-        except ApiException as exc:
-            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
-        except OSError as exc:
-            raise KubeError(0, "ConnectionError", str(exc)) from None
-        except TimeoutError:
-            raise KubeError(0, "Timeout", f"{method} {path}") from None
+        """The decoded answer ({} for an empty one); KubeError unless 2xx."""
+        resp = await self._send(method, path, query, body, content_type, request_timeout)
         try:
             if not 200 <= resp.status <= 299:
                 raise await _error(resp)
-            data: Obj = json.loads(await resp.read())
-            return data
+            data = await resp.read()
+            out: Obj = json.loads(data) if data else {}
+            return out
         finally:
             resp.release()
 
-    async def get(self, path: str) -> Obj:
-        return await self.request("GET", path)
+    async def get(self, path: str, *, query: Mapping[str, str | int] | None = None) -> Obj:
+        return await self.request("GET", path, query=query)
 
     async def create(self, path: str, body: Obj) -> Obj:
+        """POST: a new object, or a subresource such as pods/binding."""
         return await self.request("POST", path, body=body)
 
     async def merge_patch(self, path: str, patch: Obj) -> Obj:
         return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
+    async def strategic_merge_patch(self, path: str, patch: Obj) -> Obj:
+        """A patch whose lists merge by key (conditions by type), as kubelets send."""
+        return await self.request("PATCH", path, body=patch, content_type=STRATEGIC_MERGE_PATCH)
+
     async def replace(self, path: str, body: Obj) -> Obj:
         return await self.request("PUT", path, body=body)
 
-    async def delete(self, path: str) -> Obj:
-        return await self.request("DELETE", path)
+    async def delete(self, path: str, options: Obj | None = None) -> Obj:
+        """DELETE, with DeleteOptions (grace period, preconditions) when given."""
+        return await self.request("DELETE", path, body=options)
 
     async def list(self, path: str, *, limit: int = 2000) -> tuple[list[Obj], str]:
         """Every item of a collection (paged) and the list's resourceVersion."""
@@ -178,31 +217,28 @@ class KubeClient:
                 return items, str(meta.get("resourceVersion", ""))
 
     async def watch(
-        self, path: str, resource_version: str, *, timeout_seconds: int = 300
+        self,
+        path: str,
+        resource_version: str,
+        *,
+        timeout_seconds: int | None = 300,
+        bookmarks: bool = True,
+        query: Mapping[str, str | int] | None = None,
     ) -> AsyncIterator[Obj]:
         """Watch events (dicts with type and object) from `resource_version`.
 
-        Ends when the server closes the stream; a 410 arrives as an ERROR
-        event, as the API sends it.
+        Ends when the server closes the stream (after `timeout_seconds`, or
+        the server's own limit when None); a 410 arrives as an ERROR event,
+        as the API sends it. `query` adds selectors.
         """
-        query: dict[str, str | int] = {
-            "watch": "true",
-            "resourceVersion": resource_version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": timeout_seconds,
-        }
-        try:
-            resp = await self.api.call_api(
-                path,
-                "GET",
-                query_params=list(query.items()),
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=None,
-            )
-        except OSError as exc:
-            raise KubeError(0, "ConnectionError", str(exc)) from None
+        params: dict[str, str | int] = {**(query or {}), "watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if bookmarks:
+            params["allowWatchBookmarks"] = "true"
+        if timeout_seconds is not None:
+            params["timeoutSeconds"] = timeout_seconds
+        resp = await self._send("GET", path, params, None, "application/json", None)
         try:
             if not 200 <= resp.status <= 299:
                 raise await _error(resp)

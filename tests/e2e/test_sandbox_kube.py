@@ -23,7 +23,7 @@ import yaml
 
 from sandbox import cluster, netns
 from sandbox.handle import SandboxHandle
-from sandbox.kube import KubeClient
+from services.common.kube import KubeClient, connect
 from tests.e2e.conftest import MakeSandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -126,17 +126,21 @@ async def event_where(
 ) -> dict[str, Any]:
     """The first Event about `pod` that `wanted` accepts, as listed or as it
     is created or updated later (list, then watch from the list's version)."""
-    kube = await KubeClient.from_kubeconfig(sbx.kubeconfig)
-    sel = f"involvedObject.name={pod}"
+    kube = KubeClient(await connect(str(sbx.kubeconfig)))
+    sel = {"fieldSelector": f"involvedObject.name={pod}"}
     try:
-        listing = await kube.get("/api/v1/namespaces/default/events", fieldSelector=sel)
+        listing = await kube.get("/api/v1/namespaces/default/events", query=sel)
         for item in listing["items"]:
             if wanted(item):
                 found: dict[str, Any] = item
                 return found
         rv = listing["metadata"]["resourceVersion"]
         async for ev in kube.watch(
-            "/api/v1/namespaces/default/events", fieldSelector=sel, resourceVersion=rv
+            "/api/v1/namespaces/default/events",
+            rv,
+            timeout_seconds=None,
+            bookmarks=False,
+            query=sel,
         ):
             if ev["type"] in ("ADDED", "MODIFIED") and wanted(ev["object"]):
                 obj: dict[str, Any] = ev["object"]
