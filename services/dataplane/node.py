@@ -126,15 +126,22 @@ async def plug_management_port(
             except NetlinkError as err:
                 if err.code != errno.EEXIST:
                     raise
-            for cidr in list(nn.cluster_cidrs):
-                if ip.gateway and (":" in cidr) == (":" in ip.address):
-                    try:
-                        await ipr.route("add", dst=cidr, gateway=ip.gateway, oif=index)
-                    except NetlinkError as err:
-                        if err.code != errno.EEXIST:
-                            raise
+        for cidr in nn.cluster_cidrs:
+            await _route_via_join(ipr, index, cidr, nn)
     netlink.offloads_off(MGMT_PORT)
     log.info("management_port_ready", port=nn.logical_port, ips=[ip.address for ip in nn.ips])
+
+
+async def _route_via_join(ipr: Any, index: int, cidr: str, nn: controller_pb2.NodeNetwork) -> None:
+    """Route `cidr` out of kovn0 through the join gateway of its family (a
+    route already there is fine)."""
+    for ip in nn.ips:
+        if ip.gateway and (":" in cidr) == (":" in ip.address):
+            try:
+                await ipr.route("add", dst=cidr, gateway=ip.gateway, oif=index)
+            except NetlinkError as err:
+                if err.code != errno.EEXIST:
+                    raise
 
 
 async def sync_cluster_routes(nn: controller_pb2.NodeNetwork, routed: set[str]) -> set[str]:
@@ -147,13 +154,7 @@ async def sync_cluster_routes(nn: controller_pb2.NodeNetwork, routed: set[str]) 
         if index is None:
             raise RuntimeError(f"{MGMT_PORT} is not plugged yet")
         for cidr in sorted(want - routed):
-            for ip in nn.ips:
-                if ip.gateway and (":" in cidr) == (":" in ip.address):
-                    try:
-                        await ipr.route("add", dst=cidr, gateway=ip.gateway, oif=index)
-                    except NetlinkError as err:
-                        if err.code != errno.EEXIST:
-                            raise
+            await _route_via_join(ipr, index, cidr, nn)
         for cidr in sorted(routed - want):
             try:
                 await ipr.route("del", dst=cidr, oif=index)
