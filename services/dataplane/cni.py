@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import errno
 import functools
+import ipaddress
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,14 @@ def pod_identity(request: Request) -> tuple[str, str, str]:
 
 
 def build_result(pn: controller_pb2.PodNetwork, request: Request, host_mac: str) -> dict[str, Any]:
-    """The 1.1.0-shaped CNI result of an attachment."""
+    """The 1.1.0-shaped CNI result of an attachment, built once per ADD: the
+    pod side is configured from it (`result_routes`), so the result says
+    exactly what the pod got.
+
+    Routes are exactly the controller's `routes`, never made up from the
+    gateways: the controller alone knows which NIC carries the default route
+    (the primary one) and which only its subnet's routes (a secondary one).
+    """
     pod_iface: dict[str, Any] = {"name": request.ifname, "mac": pn.mac, "sandbox": request.netns}
     if pn.mtu:
         pod_iface["mtu"] = pn.mtu
@@ -62,17 +70,7 @@ def build_result(pn: controller_pb2.PodNetwork, request: Request, host_mac: str)
         {"address": ip.address, **({"gateway": ip.gateway} if ip.gateway else {}), "interface": 1}
         for ip in pn.ips
     ]
-    routes: list[dict[str, str]] = []
-    if pn.routes:
-        for r in pn.routes:
-            routes.append({"dst": r.destination, **({"gw": r.gateway} if r.gateway else {})})
-    else:
-        seen: set[bool] = set()
-        for ip in pn.ips:
-            v6 = ":" in ip.address
-            if ip.gateway and v6 not in seen:
-                seen.add(v6)
-                routes.append({"dst": "::/0" if v6 else "0.0.0.0/0", "gw": ip.gateway})
+    routes = [{"dst": r.destination, **({"gw": r.gateway} if r.gateway else {})} for r in pn.routes]
     return {
         "cniVersion": spec.LATEST,
         "interfaces": [{"name": host_ifname(request.container_id, request.ifname), "mac": host_mac},
@@ -83,12 +81,26 @@ def build_result(pn: controller_pb2.PodNetwork, request: Request, host_mac: str)
     }  # fmt: skip
 
 
+def result_routes(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """A CNI result's routes as (destination, gateway or "" for on-link)."""
+    return [(r["dst"], r.get("gw", "")) for r in result.get("routes", [])]
+
+
 def _check_pod_network(pn: controller_pb2.PodNetwork) -> None:
     for key in ("logical_port", "mac"):
         if not getattr(pn, key):
             raise CniError(spec.POD_NETWORK_REFUSED, f"controller answer lacks {key}")
     if not pn.ips:
         raise CniError(spec.POD_NETWORK_REFUSED, "controller answer has no IP addresses")
+    for r in pn.routes:
+        try:
+            ipaddress.ip_network(r.destination)
+            if r.gateway:
+                ipaddress.ip_address(r.gateway)
+        except ValueError as err:
+            raise CniError(
+                spec.POD_NETWORK_REFUSED, f"controller answer has a bad route: {err}"
+            ) from None
 
 
 class CniHandler:
@@ -179,15 +191,15 @@ class CniHandler:
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout
         )
         _check_pod_network(pn)
-        host = host_ifname(cid, ifname)
+        host, mac = host_ifname(cid, ifname), host_mac(cid, ifname)
+        result = build_result(pn, request, mac)
         undo: list[Undo] = []
         started = time.monotonic()
         phases: dict[str, float] = {"controller_seconds": round(started - asked, 4)}
         try:
             async with self._parallel:
-                host_mac = await self._build_veth(request, pn, host, undo)
+                await self._build_veth(request, pn, host, mac, result_routes(result), undo)
             phases["netns_seconds"] = round(time.monotonic() - started, 4)
-            result = build_result(pn, request, host_mac)
             a = Attachment(
                 container_id=cid,
                 ifname=ifname,
@@ -242,10 +254,14 @@ class CniHandler:
         return json.dumps(spec.convert_result(result, request.version)).encode()
 
     async def _build_veth(
-        self, request: Request, pn: controller_pb2.PodNetwork, host: str, undo: list[Undo]
-    ) -> str:
-        mac = host_mac(request.container_id, request.ifname)
-        routes = [(r["dst"], r.get("gw", "")) for r in build_result(pn, request, "")["routes"]]
+        self,
+        request: Request,
+        pn: controller_pb2.PodNetwork,
+        host: str,
+        mac: str,
+        routes: list[tuple[str, str]],
+        undo: list[Undo],
+    ) -> None:
         work = functools.partial(
             netlink.build_pod_link,
             host=host,
@@ -269,7 +285,6 @@ class CniHandler:
             undo.append(lambda: self._delete_veth(host))
             raise
         undo.append(lambda: self._delete_veth(host))
-        return mac
 
     async def _rollback(self, undo: list[Undo], cid: str, ifname: str) -> None:
         for step in reversed(undo):
@@ -378,9 +393,9 @@ class CniHandler:
                 address = ip.get("address") if isinstance(ip, dict) else None
                 if address and address not in pod.addresses:
                     problems.append(f"prevResult address {address} is missing")
-            for r in a.result.get("routes", []):
-                if (r["dst"], r.get("gw", "")) not in pod.routes:
-                    problems.append(f"route {r['dst']} via {r.get('gw', 'link')} is missing")
+            for dst, gw in result_routes(a.result):
+                if (dst, gw) not in pod.routes:
+                    problems.append(f"route {dst} via {gw or 'link'} is missing")
         if problems:
             raise CniError(spec.CHECK_FAILED, "CHECK found differences", "; ".join(problems))
 

@@ -11,7 +11,7 @@ from cni_shim import spec
 from services.api.controller.v1 import controller_pb2
 from services.common.config import ConfigError, load_config
 from services.dataplane.attachment import Attachment, host_ifname
-from services.dataplane.cni import build_result
+from services.dataplane.cni import build_result, result_routes
 from services.dataplane.config import DataplaneConfig
 from services.dataplane.locks import KeyedLocks
 
@@ -48,18 +48,41 @@ def test_attachment_round_trips_through_external_ids() -> None:
     assert Attachment.from_external_ids("br-int", {"iface-id": "x"}) is None
 
 
-def test_result_has_default_routes_per_family() -> None:
+def test_result_routes_are_exactly_the_controllers() -> None:
     pn = controller_pb2.PodNetwork(
         mac="0a:58:00:00:00:01", mtu=1400, logical_port="p",
         ips=[controller_pb2.IPConfig(address="10.0.0.2/24", gateway="10.0.0.1"),
              controller_pb2.IPConfig(address="fd00::2/64", gateway="fd00::1")],
+        routes=[controller_pb2.Route(destination="0.0.0.0/0", gateway="10.0.0.1"),
+                controller_pb2.Route(destination="10.9.0.0/16", gateway="10.0.0.1"),
+                controller_pb2.Route(destination="fd09::/64")],
     )  # fmt: skip
     req = spec.Request("ADD", "1.1.0", {}, "cid", "/run/netns/x", "eth0")
     result = build_result(pn, req, "aa:bb:cc:dd:ee:ff")
+    # No "::/0" although the IPv6 address has a gateway: only what was sent.
     assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"},
-                                {"dst": "::/0", "gw": "fd00::1"}]  # fmt: skip
+                                {"dst": "10.9.0.0/16", "gw": "10.0.0.1"},
+                                {"dst": "fd09::/64"}]  # fmt: skip
+    assert result_routes(result) == [("0.0.0.0/0", "10.0.0.1"), ("10.9.0.0/16", "10.0.0.1"),
+                                     ("fd09::/64", "")]  # fmt: skip
     assert result["interfaces"][1] == {"name": "eth0", "mac": "0a:58:00:00:00:01",
                                        "sandbox": "/run/netns/x", "mtu": 1400}  # fmt: skip
+    assert result["ips"] == [
+        {"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 1},
+        {"address": "fd00::2/64", "gateway": "fd00::1", "interface": 1},
+    ]
+
+
+def test_result_of_a_secondary_nic_without_routes_has_none() -> None:
+    """A gateway is no default route: a secondary NIC gets only its routes."""
+    pn = controller_pb2.PodNetwork(
+        mac="0a:58:00:00:00:02", logical_port="p.net1", nic="net1",
+        ips=[controller_pb2.IPConfig(address="10.1.0.2/24", gateway="10.1.0.1")],
+    )  # fmt: skip
+    req = spec.Request("ADD", "1.1.0", {}, "cid", "/run/netns/x", "net1")
+    result = build_result(pn, req, "aa:bb:cc:dd:ee:ff")
+    assert result["routes"] == [] and result_routes(result) == []
+    assert result["ips"][0]["gateway"] == "10.1.0.1"
 
 
 async def test_keyed_locks_serialize_one_key_only() -> None:
