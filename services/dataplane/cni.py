@@ -25,11 +25,20 @@ import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
 from cni_shim import spec
-from cni_shim.spec import CniError, Request
+from cni_shim.spec import Request
 from services.api.controller.v1 import controller_pb2
-from services.common.ovsdb import Ovsdb, OvsdbError
+from services.common.errors import DeadlineExceeded, Unavailable
+from services.common.ovsdb import Ovsdb
 from services.dataplane import metrics, netlink, ovsport
 from services.dataplane.attachment import Attachment, host_ifname, host_mac
+from services.dataplane.errors import (
+    CheckFailed,
+    IfnameTaken,
+    InvalidConfig,
+    InvalidEnv,
+    PodNetworkRefused,
+    UnknownContainer,
+)
 from services.dataplane.locks import KeyedLocks
 
 log = structlog.get_logger(__name__)
@@ -50,7 +59,7 @@ def pod_identity(request: Request) -> tuple[str, str, str]:
     args = request.args
     name = args.get("K8S_POD_NAME", "")
     if not name:
-        raise CniError(spec.INVALID_ENV, "CNI_ARGS: K8S_POD_NAME missing")
+        raise InvalidEnv("K8S_POD_NAME missing", field="CNI_ARGS")
     return args.get("K8S_POD_NAMESPACE", "") or "default", name, args.get("K8S_POD_UID", "")
 
 
@@ -89,18 +98,16 @@ def result_routes(result: dict[str, Any]) -> list[tuple[str, str]]:
 def _check_pod_network(pn: controller_pb2.PodNetwork) -> None:
     for key in ("logical_port", "mac"):
         if not getattr(pn, key):
-            raise CniError(spec.POD_NETWORK_REFUSED, f"controller answer lacks {key}")
+            raise PodNetworkRefused(f"controller answer lacks {key}")
     if not pn.ips:
-        raise CniError(spec.POD_NETWORK_REFUSED, "controller answer has no IP addresses")
+        raise PodNetworkRefused("controller answer has no IP addresses")
     for r in pn.routes:
         try:
             ipaddress.ip_network(r.destination)
             if r.gateway:
                 ipaddress.ip_address(r.gateway)
         except ValueError as err:
-            raise CniError(
-                spec.POD_NETWORK_REFUSED, f"controller answer has a bad route: {err}"
-            ) from None
+            raise PodNetworkRefused(f"controller answer has a bad route: {err}") from None
 
 
 class CniHandler:
@@ -134,7 +141,8 @@ class CniHandler:
         self._threads.shutdown(wait=True)
 
     async def handle(self, request: Request, time_left: float | None = None) -> bytes:
-        """Serve one request; returns stdout bytes or raises CniError.
+        """Serve one request; returns stdout bytes or raises a KovnError
+        (services.dataplane.errors gives each its CNI code).
 
         time_left is what remains of the caller's deadline: the controller is
         not waited on beyond it (minus a margin to roll back and answer).
@@ -159,7 +167,7 @@ class CniHandler:
         if request.command == "GC":
             await self.gc(request)
             return b""
-        raise CniError(spec.INVALID_ENV, f"CNI_COMMAND: {request.command} is not served here")
+        raise InvalidEnv(f"{request.command} is not served here", field="CNI_COMMAND")
 
     # -- ADD ---------------------------------------------------------------
 
@@ -173,19 +181,15 @@ class CniHandler:
                 # A retried ADD (the runtime lost our answer): same answer again.
                 return json.dumps(spec.convert_result(existing.result, request.version)).encode()
             await self.delete(cid, ifname)
-        try:
-            # Before asking the controller: a bad netns or a taken name fails fast.
-            taken = await asyncio.get_running_loop().run_in_executor(
-                self._threads, netlink.link_index, ifname, netns
-            )
-        except netlink.NetnsMissing as err:
-            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {err}") from None
+        # Before asking the controller: a bad netns (NetnsMissing) or a taken
+        # name fails fast.
+        taken = await asyncio.get_running_loop().run_in_executor(
+            self._threads, netlink.link_index, ifname, netns
+        )
         if taken is not None:
             owner = await ovsport.owner_of(self.db, netns, ifname)
             whose = f": it belongs to container {owner}" if owner else ""
-            raise CniError(
-                spec.IFNAME_TAKEN, f"CNI_IFNAME: {ifname} already exists in {netns}{whose}"
-            )
+            raise IfnameTaken(f"{ifname} already exists in {netns}{whose}")
         asked = time.monotonic()
         pn = await self.pods.get(
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout
@@ -220,25 +224,16 @@ class CniHandler:
             try:
                 await ovsport.wait_installed(self.db, host, self.ovn_install_timeout)
             except TimeoutError:
-                raise CniError(
-                    spec.TRY_AGAIN,
+                raise DeadlineExceeded(
                     f"ovn-controller did not install port {pn.logical_port} "
-                    f"within {self.ovn_install_timeout:g}s",
+                    f"within {self.ovn_install_timeout:g}s"
                 ) from None
             waited = time.monotonic() - plugged
             metrics.OVN_INSTALLED_WAIT.observe(waited)
             phases["ovn_installed_seconds"] = round(waited, 4)
             await ovsport.mark_acked(self.db, host)
-        except BaseException as exc:
+        except BaseException:
             await self._rollback(undo, cid, ifname)
-            if isinstance(exc, netlink.IfnameTaken):
-                raise CniError(
-                    spec.IFNAME_TAKEN, f"CNI_IFNAME: {ifname} already exists in {netns}"
-                ) from None
-            if isinstance(exc, netlink.NetnsMissing):
-                raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {exc}") from None
-            if isinstance(exc, OvsdbError):
-                raise CniError(spec.TRY_AGAIN, f"OVSDB: {exc}") from None
             raise
         log.info(
             "cni_add",
@@ -308,8 +303,6 @@ class CniHandler:
         unplugged, deleted = await asyncio.gather(
             ovsport.unplug(self.db, [host]), self._delete_veth(host), return_exceptions=True
         )
-        if isinstance(unplugged, OvsdbError):
-            raise CniError(spec.TRY_AGAIN, f"OVSDB: {unplugged}")
         if isinstance(deleted, NetlinkError) and deleted.code == errno.ENODEV:
             deleted = False
         for outcome in (unplugged, deleted):
@@ -328,13 +321,12 @@ class CniHandler:
         if raw is None:
             raw = request.config.get("cni.dev/attachments", [])
         if not isinstance(raw, list):
-            raise CniError(spec.INVALID_CONFIG, "cni.dev/valid-attachments: must be a list")
+            raise InvalidConfig("must be a list", field="cni.dev/valid-attachments")
         valid: set[tuple[str, str]] = set()
         for item in raw:
             if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
-                raise CniError(
-                    spec.INVALID_CONFIG,
-                    f"cni.dev/valid-attachments: {item!r} lacks containerID",
+                raise InvalidConfig(
+                    f"{item!r} lacks containerID", field="cni.dev/valid-attachments"
                 )
             valid.add((item["containerID"], str(item.get("ifname", ""))))
         network = str(request.config.get("name", ""))
@@ -354,9 +346,8 @@ class CniHandler:
     async def check(self, request: Request) -> None:
         a = await ovsport.find(self.db, request.container_id, request.ifname)
         if a is None or not a.acked:
-            raise CniError(
-                spec.UNKNOWN_CONTAINER,
-                f"no attachment for container {request.container_id} ifname {request.ifname}",
+            raise UnknownContainer(
+                f"no attachment for container {request.container_id} ifname {request.ifname}"
             )
         problems: list[str] = []
         if a.netns != request.netns:
@@ -374,10 +365,7 @@ class CniHandler:
         async with netlink.route() as ipr:
             if await netlink.index_of(ipr, a.host_ifname) is None:
                 problems.append(f"host veth {a.host_ifname} is missing")
-        try:
-            pod = await netlink.inspect_pod(request.netns, request.ifname)
-        except netlink.NetnsMissing as err:
-            raise CniError(spec.NETNS_MISSING, f"CNI_NETNS: {err}") from None
+        pod = await netlink.inspect_pod(request.netns, request.ifname)
         if pod is None:
             problems.append(f"{request.ifname} is missing in {request.netns}")
         else:
@@ -397,16 +385,17 @@ class CniHandler:
                 if (dst, gw) not in pod.routes:
                     problems.append(f"route {dst} via {gw or 'link'} is missing")
         if problems:
-            raise CniError(spec.CHECK_FAILED, "CHECK found differences", "; ".join(problems))
+            raise CheckFailed("CHECK found differences", "; ".join(problems))
 
     async def status(self) -> None:
+        """Raises Unavailable (CNI code 50 for STATUS) unless ADD can be served."""
         if not self._ready():
-            raise CniError(spec.NOT_AVAILABLE, "node not bootstrapped yet")
+            raise Unavailable("node not bootstrapped yet")
         if not self.db.connected:
-            raise CniError(spec.NOT_AVAILABLE, f"OVSDB at {self.db.remote} is not connected")
+            raise Unavailable(f"OVSDB at {self.db.remote} is not connected")
         try:
             exists = await ovsport.bridge_exists(self.db, self.bridge)
-        except (OvsdbError, TimeoutError) as err:
-            raise CniError(spec.NOT_AVAILABLE, f"OVSDB does not answer: {err}") from None
+        except TimeoutError as err:  # an OvsdbError is an Unavailable already
+            raise Unavailable(f"OVSDB does not answer: {err}") from None
         if not exists:
-            raise CniError(spec.NOT_AVAILABLE, f"bridge {self.bridge} is missing")
+            raise Unavailable(f"bridge {self.bridge} is missing")

@@ -1,14 +1,29 @@
 """The dataplane's view of the controller: a pod NIC's network, the node's
-join port. gRPC failures become CNI errors with codes a runtime acts on."""
+join port. A failed GetPodNetwork becomes the dataplane error a runtime acts
+on (services.dataplane.errors): the pod is unknown, its network refused, or
+the controller is not answering now (retryable)."""
 
 from __future__ import annotations
 
 import grpc
 
-from cni_shim import spec
-from cni_shim.spec import CniError
 from services.api.controller.v1 import controller_pb2, controller_pb2_grpc
 from services.common.client import channel
+from services.common.errors import DeadlineExceeded, KovnError, Unavailable
+from services.dataplane.errors import PodNetworkRefused, PodNotFound
+
+
+def _pod_network_error(err: grpc.aio.AioRpcError, pod: str, target: str) -> KovnError:
+    code, details = err.code(), err.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return PodNotFound(f"pod {pod}: {details}")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
+        return PodNetworkRefused(f"pod {pod}: {details}")
+    # Anything else is the controller not answering now: the runtime retries.
+    message = f"controller {target}: {code.name}: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(message)
+    return Unavailable(message)
 
 
 class ControllerClient:
@@ -30,7 +45,7 @@ class ControllerClient:
         self, namespace: str, name: str, nic: str, pod_uid: str, timeout: float
     ) -> controller_pb2.PodNetwork:
         if self._stub is None:
-            raise CniError(spec.TRY_AGAIN, "no controller configured (--controller)")
+            raise Unavailable("no controller configured (--controller)")
         request = controller_pb2.GetPodNetworkRequest(
             namespace=namespace, name=name, nic=nic, pod_uid=pod_uid, node=self.node
         )
@@ -40,14 +55,7 @@ class ControllerClient:
                 request, timeout=timeout, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as err:
-            code, details = err.code(), err.details() or ""
-            if code == grpc.StatusCode.NOT_FOUND:
-                raise CniError(spec.POD_NOT_FOUND, f"pod {pod}: {details}") from None
-            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
-                raise CniError(spec.POD_NETWORK_REFUSED, f"pod {pod}: {details}") from None
-            raise CniError(
-                spec.TRY_AGAIN, f"controller {self.target}: {code.name}: {details}"
-            ) from None
+            raise _pod_network_error(err, pod, self.target) from None
         return reply
 
     async def node_network(self, timeout: float) -> controller_pb2.NodeNetwork:

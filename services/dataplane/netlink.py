@@ -25,6 +25,8 @@ from typing import Any
 from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from services.dataplane.errors import IfnameTaken, NetnsMissing
+
 _CLONE_NEWNET = 0x40000000
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_GSTRINGS = 0x1B
@@ -33,14 +35,6 @@ _ETHTOOL_SFEATURES = 0x3B
 _ETH_SS_FEATURES = 4
 _LOOPBACK_INDEX = 1  # lo is always the first device of a network namespace
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class NetnsMissing(Exception):
-    """The network namespace path does not exist or is not a namespace."""
-
-
-class IfnameTaken(Exception):
-    """The interface name already exists in the pod's namespace."""
 
 
 @contextlib.contextmanager
@@ -323,14 +317,14 @@ def build_pod_link(
             if err.code != errno.EEXIST:
                 raise
             if link_index(host) is None:
-                raise IfnameTaken(f"{ifname} exists in {netns}") from None
+                raise IfnameTaken(f"{ifname} already exists in {netns}") from None
             # Left by an ADD that died half-way; the name is ours by construction.
             ipr.link("del", ifname=host)
             try:
                 _create_veth_sync(ipr, host, host_mac, ifname, netns, mac, mtu)
             except NetlinkError as again:
                 if again.code == errno.EEXIST:
-                    raise IfnameTaken(f"{ifname} exists in {netns}") from None
+                    raise IfnameTaken(f"{ifname} already exists in {netns}") from None
                 raise
     try:
         offloads_off(host)

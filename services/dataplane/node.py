@@ -25,6 +25,7 @@ from services.dataplane import attachment as att
 from services.dataplane import netlink, ovsport
 from services.dataplane.attachment import HOST_PREFIX, Attachment
 from services.dataplane.config import DataplaneConfig
+from services.dataplane.errors import NetnsMissing
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ def _netns_alive(path: str) -> bool:
         return False
     try:
         netlink.check_netns(path)
-    except netlink.NetnsMissing:
+    except NetnsMissing:
         return False
     return True
 

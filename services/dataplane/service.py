@@ -13,7 +13,6 @@ import grpc
 import structlog
 
 from cni_shim import spec
-from cni_shim.spec import CniError
 from services.api.controller.v1 import controller_pb2
 from services.api.dataplane.v1 import dataplane_pb2, dataplane_pb2_grpc
 from services.common.errors import InvalidArgument, NotFound, Unavailable
@@ -21,7 +20,7 @@ from services.common.grpc_types import Context
 from services.common.health import Health
 from services.common.ovsdb import Ovsdb
 from services.common.server import Service
-from services.dataplane import metrics, node, ovsport
+from services.dataplane import errors, metrics, node, ovsport
 from services.dataplane.attachment import Attachment
 from services.dataplane.cni import CniHandler
 from services.dataplane.config import DataplaneConfig
@@ -66,28 +65,23 @@ class DataplaneServicer(dataplane_pb2_grpc.DataplaneServicer):
                 dict(request.env), request.stdin, context.time_remaining()
             )
             return dataplane_pb2.CniReply(stdout=stdout)
-        except CniError as err:
+        except Exception as exc:
+            err = errors.to_cni(exc, command)
             result = str(err.code)
-            log.info(
-                "cni_failed",
-                command=command_label,
-                code=err.code,
-                msg=err.msg,
-                container_id=request.env.get("CNI_CONTAINERID", "")[:80],
-            )
+            if errors.is_bug(exc):
+                log.exception("cni_bug", command=command_label, code=err.code)
+            else:
+                log.info(
+                    "cni_failed",
+                    command=command_label,
+                    code=err.code,
+                    msg=err.msg,
+                    container_id=request.env.get("CNI_CONTAINERID", "")[:80],
+                )
             return dataplane_pb2.CniReply(
                 stdout=err.to_json(spec.reply_version(request.stdin)),
                 exit_code=1,
                 error_code=err.code,
-            )
-        except Exception as exc:
-            result = str(spec.DATAPLANE_FAILURE)
-            log.exception("cni_bug", command=command_label)
-            bug = CniError(spec.DATAPLANE_FAILURE, f"kovn dataplane failed: {exc!r}")
-            return dataplane_pb2.CniReply(
-                stdout=bug.to_json(spec.reply_version(request.stdin)),
-                exit_code=1,
-                error_code=bug.code,
             )
         finally:
             metrics.CNI_IN_FLIGHT.dec()
@@ -265,9 +259,8 @@ class DataplaneService(Service):
         request = spec.parse(env, stdin)
         if request.command == "VERSION":
             return spec.version_reply(stdin)
-        if self._handler is None:
-            code = spec.NOT_AVAILABLE if request.command == "STATUS" else spec.TRY_AGAIN
-            raise CniError(code, "dataplane still starting")
+        if self._handler is None:  # CNI code 50 for STATUS, 11 for the rest
+            raise Unavailable("dataplane still starting")
         structlog.contextvars.bind_contextvars(container_id=request.container_id)
         return await self._handler.handle(request, time_left)
 

@@ -1,15 +1,19 @@
 """Dataplane pure logic: config validation, host names, attachment records,
-CNI results, per-key locks."""
+CNI results, CNI error codes, per-key locks."""
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
 from cni_shim import spec
 from services.api.controller.v1 import controller_pb2
 from services.common.config import ConfigError, load_config
+from services.common.errors import DeadlineExceeded, Internal, KovnError, Unavailable
+from services.common.ovsdb import OvsdbError
+from services.dataplane import errors
 from services.dataplane.attachment import Attachment, host_ifname
 from services.dataplane.cni import build_result, result_routes
 from services.dataplane.config import DataplaneConfig
@@ -83,6 +87,40 @@ def test_result_of_a_secondary_nic_without_routes_has_none() -> None:
     result = build_result(pn, req, "aa:bb:cc:dd:ee:ff")
     assert result["routes"] == [] and result_routes(result) == []
     assert result["ips"][0]["gateway"] == "10.1.0.1"
+
+
+def test_dataplane_errors_map_to_cni_codes_and_the_taxonomy() -> None:
+    cases: list[tuple[Exception, str, int, grpc.StatusCode, bool]] = [
+        (errors.InvalidEnv("K8S_POD_NAME missing", field="CNI_ARGS"), "ADD", 4,
+         grpc.StatusCode.INVALID_ARGUMENT, False),
+        (errors.InvalidConfig("must be a list"), "GC", 7, grpc.StatusCode.INVALID_ARGUMENT, False),
+        (errors.UnknownContainer("no attachment"), "CHECK", 3, grpc.StatusCode.NOT_FOUND, False),
+        (errors.PodNotFound("pod a/b"), "ADD", 100, grpc.StatusCode.NOT_FOUND, False),
+        (errors.PodNetworkRefused("taken"), "ADD", 101, grpc.StatusCode.FAILED_PRECONDITION,
+         False),
+        (errors.IfnameTaken("eth0 already exists"), "ADD", 102, grpc.StatusCode.ALREADY_EXISTS,
+         False),
+        (errors.NetnsMissing("/x: gone"), "ADD", 103, grpc.StatusCode.NOT_FOUND, False),
+        (errors.CheckFailed("differs", "d"), "CHECK", 104, grpc.StatusCode.FAILED_PRECONDITION,
+         False),
+        (Unavailable("starting"), "ADD", 11, grpc.StatusCode.UNAVAILABLE, True),
+        (Unavailable("starting"), "STATUS", 50, grpc.StatusCode.UNAVAILABLE, True),
+        (OvsdbError("closed"), "DEL", 11, grpc.StatusCode.UNAVAILABLE, True),
+        (OvsdbError("closed"), "STATUS", 50, grpc.StatusCode.UNAVAILABLE, True),
+        (DeadlineExceeded("not installed"), "ADD", 11, grpc.StatusCode.DEADLINE_EXCEEDED, True),
+        (Internal("bug"), "ADD", 105, grpc.StatusCode.INTERNAL, False),
+    ]  # fmt: skip
+    for exc, command, code, status, retryable in cases:
+        assert isinstance(exc, KovnError) and exc.code == status and exc.retryable == retryable
+        err = errors.to_cni(exc, command)
+        assert err.code == code, (exc, command)
+        assert errors.is_bug(exc) == (code == 105)
+    assert errors.to_cni(errors.NetnsMissing("/x: gone")).msg == "CNI_NETNS: /x: gone"
+    assert errors.to_cni(errors.CheckFailed("differs", "route x")).details == "route x"
+    parsed = spec.CniError(6, "stdin: not JSON")
+    assert errors.to_cni(parsed) is parsed and not errors.is_bug(parsed)
+    bug = errors.to_cni(KeyError("x"))
+    assert bug.code == 105 and "KeyError" in bug.msg and errors.is_bug(KeyError("x"))
 
 
 async def test_keyed_locks_serialize_one_key_only() -> None:
