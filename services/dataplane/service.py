@@ -20,6 +20,7 @@ from services.common.grpc_types import Context
 from services.common.health import Health
 from services.common.ovsdb import Ovsdb
 from services.common.server import Service
+from services.common.tasks import cancel_and_wait
 from services.dataplane import errors, metrics, node, ovsport
 from services.dataplane.attachment import Attachment
 from services.dataplane.cni import CniHandler
@@ -266,8 +267,7 @@ class DataplaneService(Service):
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(task)
         if self._handler is not None:
             await asyncio.to_thread(self._handler.close)
         await self._controller.close()
