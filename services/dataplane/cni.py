@@ -95,7 +95,7 @@ def result_routes(result: dict[str, Any]) -> list[tuple[str, str]]:
     return [(r["dst"], r.get("gw", "")) for r in result.get("routes", [])]
 
 
-def _check_pod_network(pn: controller_pb2.PodNetwork) -> None:
+def check_pod_network(pn: controller_pb2.PodNetwork) -> None:
     for key in ("logical_port", "mac"):
         if not getattr(pn, key):
             raise PodNetworkRefused(f"controller answer lacks {key}")
@@ -103,9 +103,9 @@ def _check_pod_network(pn: controller_pb2.PodNetwork) -> None:
         raise PodNetworkRefused("controller answer has no IP addresses")
     for r in pn.routes:
         try:
-            ipaddress.ip_network(r.destination)
-            if r.gateway:
-                ipaddress.ip_address(r.gateway)
+            dst = ipaddress.ip_network(r.destination)
+            if r.gateway and ipaddress.ip_address(r.gateway).version != dst.version:
+                raise ValueError(f"gateway {r.gateway} is not of the family of {dst}")
         except ValueError as err:
             raise PodNetworkRefused(f"controller answer has a bad route: {err}") from None
 
@@ -194,7 +194,7 @@ class CniHandler:
         pn = await self.pods.get(
             namespace, name, ifname, pod_uid, controller_timeout or self.controller_timeout
         )
-        _check_pod_network(pn)
+        check_pod_network(pn)
         host, mac = host_ifname(cid, ifname), host_mac(cid, ifname)
         result = build_result(pn, request, mac)
         undo: list[Undo] = []

@@ -15,7 +15,7 @@ from services.common.errors import DeadlineExceeded, Internal, KovnError, Unavai
 from services.common.ovsdb import OvsdbError
 from services.dataplane import errors
 from services.dataplane.attachment import Attachment, host_ifname
-from services.dataplane.cni import build_result, result_routes
+from services.dataplane.cni import build_result, check_pod_network, result_routes
 from services.dataplane.config import DataplaneConfig
 from services.dataplane.locks import KeyedLocks
 
@@ -87,6 +87,20 @@ def test_result_of_a_secondary_nic_without_routes_has_none() -> None:
     result = build_result(pn, req, "aa:bb:cc:dd:ee:ff")
     assert result["routes"] == [] and result_routes(result) == []
     assert result["ips"][0]["gateway"] == "10.1.0.1"
+
+
+def test_a_route_that_does_not_parse_is_refused() -> None:
+    base = controller_pb2.PodNetwork(
+        mac="0a:58:00:00:00:02", logical_port="p",
+        ips=[controller_pb2.IPConfig(address="10.1.0.2/24", gateway="10.1.0.1")],
+    )  # fmt: skip
+    check_pod_network(base)
+    for dst, gw in (("default", "10.1.0.1"), ("10.9.0.0/16", "fd00::1"), ("::/0", "x")):
+        pn = controller_pb2.PodNetwork()
+        pn.CopyFrom(base)
+        pn.routes.append(controller_pb2.Route(destination=dst, gateway=gw))
+        with pytest.raises(errors.PodNetworkRefused, match="bad route"):
+            check_pod_network(pn)
 
 
 def test_dataplane_errors_map_to_cni_codes_and_the_taxonomy() -> None:
