@@ -25,7 +25,7 @@ from typing import Any
 from bench.report import Row, summarize_ms
 from cni_shim.launcher import install
 from sandbox import netns
-from tests.integration.dataplane.harness import KOVN_CNI, Env, node_env
+from sandbox.testbed.dataplane import KOVN_CNI, Env, node_env
 
 REF_DIR = Path("/usr/lib/cni")
 _LAUNCHER: list[str] = [KOVN_CNI]

@@ -24,17 +24,21 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.report import Row, summarize_ms
+from sandbox.testbed.ipam import EtcdServer, IpamProcess
 from services.api.ipam.v1 import ipam_pb2, ipam_pb2_grpc
+from services.common.grpc_types import Context
 from services.ipam.store.etcdpb import etcd_subset_pb2 as pb
-from tests.integration.ipam.procs import EtcdServer, IpamProcess
 
 CLIENTS = 32
+#: The in-process case calls servicer methods directly; they never read the context.
+NO_CONTEXT = cast(Context, None)
 # As in production: every allocation logged (JSON lines, here into a file).
 LOGS = ["--log-level", "info", "--log-format", "json"]
 
@@ -70,7 +74,7 @@ async def _rounds(
     return samples, rates
 
 
-def _row(case: str, samples: list[float], rates: list[float], **kw: object) -> Row:
+def _row(case: str, samples: list[float], rates: list[float]) -> Row:
     p50, p99 = summarize_ms(samples)
     rate = statistics.median(rates)
     # Other work on this 2-core machine moves these figures: say how busy it was.
@@ -79,7 +83,7 @@ def _row(case: str, samples: list[float], rates: list[float], **kw: object) -> R
         + ", ".join(f"{r:,.0f}" for r in rates)
         + f"; load avg {os.getloadavg()[0]:.1f}"
     )
-    return Row("ipam", case, p50, p99, rate, "alloc/s", note=note, **kw)  # type: ignore[arg-type]
+    return Row("ipam", case, p50, p99, rate, "alloc/s", note=note)
 
 
 async def _allocations(
@@ -155,12 +159,12 @@ async def _in_process(work: Path, n: int, rounds: int) -> list[Row]:
         async def make(r: int) -> Callable[[int], Awaitable[object]]:
             name = f"inproc-{r}"
             subnet = ipam_pb2.Subnet(name=name, cidrs=[f"10.{150 + r}.0.0/16"])
-            await servicer.CreateSubnet(ipam_pb2.CreateSubnetRequest(subnet=subnet), None)  # type: ignore[arg-type]
+            await servicer.CreateSubnet(ipam_pb2.CreateSubnetRequest(subnet=subnet), NO_CONTEXT)
 
             async def call(i: int) -> object:
                 owner = ipam_pb2.Owner(network=name, namespace="bench", pod=f"p{i}")
                 req = ipam_pb2.AllocateRequest(owner=owner, pod_uid=f"u{i}")
-                return await servicer.Allocate(req, None)  # type: ignore[arg-type]
+                return await servicer.Allocate(req, NO_CONTEXT)
 
             return call
 

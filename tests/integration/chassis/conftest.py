@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import procs
-from tests.procs import ROOT, wait_ready_file
+from sandbox.testbed import procs
+from sandbox.testbed.procs import ROOT, wait_ready_file
 
 __all__ = ["ROOT", "Proc", "grpcurl", "start_service", "stop"]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")

@@ -26,14 +26,14 @@ import yaml
 
 from sandbox.kubeapi import KubeApiServer
 from sandbox.ovn import OvnCentral
+from sandbox.testbed import procs
+from sandbox.testbed.procs import ROOT
 from services.api.controller.v1 import controller_pb2_grpc
 from services.common.health import Health
 from services.common.interceptors import ChassisInterceptor, ServerState
 from services.common.kube import KubeClient, KubeError, Obj, connect, resource_path
 from services.controller.config import ControllerConfig
 from services.controller.service import ControllerService
-from tests import procs
-from tests.procs import ROOT
 
 CRDS = ROOT / "manifests" / "crds"
 

@@ -99,7 +99,7 @@ async def test_leader_killed_without_goodbye_is_replaced_after_lease_expiry(
     import subprocess
     import sys
 
-    from tests.procs import ROOT, wait_ready_file
+    from sandbox.testbed.procs import ROOT, wait_ready_file
 
     await cluster.node("n1")
     ready = tmp_path / "a.ready"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.testbed.procs import ROOT, wait_ready_file
 from tests.integration.controller.harness import Cluster, running_cluster
-from tests.procs import ROOT, wait_ready_file
 
 BIN = Path(sys.executable).parent
 

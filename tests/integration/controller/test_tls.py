@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.testbed.procs import ROOT, wait_ready_file
 from services.api.controller.v1 import controller_pb2, controller_pb2_grpc
 from services.common.client import channel
 from tests.integration.controller.harness import Cluster, running_cluster, until
-from tests.procs import ROOT, wait_ready_file
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.dataplane.harness import CniResult, Env, node_env
+from sandbox.testbed.dataplane import CniResult, Env, node_env
 
 __all__ = ["CniResult", "Env"]
 

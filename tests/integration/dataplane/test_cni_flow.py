@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from sandbox import netns
-from tests.integration.dataplane.harness import Env
+from sandbox.testbed.dataplane import Env
 
 pytestmark = [pytest.mark.root]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dataplane.harness import Env
+from sandbox.testbed.dataplane import Env
 
 pytestmark = [pytest.mark.root]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from sandbox import daemon, netns
-from tests.integration.dataplane.harness import NODE_IP, NODE_MAC, NODE_PORT, Env
-from tests.procs import ROOT, poll
+from sandbox.testbed.dataplane import NODE_IP, NODE_MAC, NODE_PORT, Env
+from sandbox.testbed.procs import ROOT, poll
 
 pytestmark = [pytest.mark.root]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")

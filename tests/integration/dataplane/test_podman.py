@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cni_shim.launcher import install
-from tests.integration.dataplane.harness import Env
+from sandbox.testbed.dataplane import Env
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

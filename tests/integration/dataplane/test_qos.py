@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sandbox import netns
-from tests.integration.dataplane.harness import Env
+from sandbox.testbed.dataplane import Env
 from tests.tcp_transfer import tcp_transfer
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from sandbox import netns
-from tests.integration.dataplane.fake_controller import pod_network
-from tests.integration.dataplane.harness import SWITCH, Env
+from sandbox.testbed.dataplane import SWITCH, Env
+from sandbox.testbed.fake_controller import pod_network
 
 pytestmark = [pytest.mark.root]
 

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import pytest
 
 from sandbox import netns
+from sandbox.testbed.dataplane import CniResult, Env
 from services.dataplane.attachment import host_ifname
-from tests.integration.dataplane.harness import CniResult, Env
 from tests.tcp_transfer import tcp_transfer
 
 pytestmark = [pytest.mark.root]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.testbed.ipam import EtcdServer
 from services.ipam.core import IpamCore
 from services.ipam.store.base import Store
 from services.ipam.store.etcd import EtcdStore
 from services.ipam.store.sqlite import SqliteStore
-from tests.integration.ipam.procs import EtcdServer
 
 
 class Clock:

@@ -405,8 +405,8 @@ async def test_two_replicas_agree_without_waiting_for_each_other(
 async def test_etcd_endpoint_failover(etcd_stores: Stores, clock: Clock) -> None:
     """A dead first endpoint costs one failed attempt, not the service."""
     stores = etcd_stores
+    from sandbox.testbed.procs import free_port
     from services.ipam.store.etcd import EtcdStore
-    from tests.integration.ipam.procs import free_port
 
     assert stores.etcd is not None
     dead = f"127.0.0.1:{free_port()}"

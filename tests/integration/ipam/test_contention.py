@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from sandbox.testbed.ipam import EtcdServer, IpamProcess
 from services.api.ipam.v1 import ipam_pb2, ipam_pb2_grpc
 from services.ipam.store.etcd import EtcdStore
-from tests.integration.ipam.procs import EtcdServer, IpamProcess
 
 TOTAL = 3000
 CONCURRENCY = 48

@@ -17,8 +17,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from sandbox.testbed.ipam import IpamProcess
+from sandbox.testbed.procs import free_port
 from services.api.ipam.v1 import ipam_pb2, ipam_pb2_grpc
-from tests.integration.ipam.procs import IpamProcess, free_port
 
 TOTAL = 2000
 CLIENTS = 16

@@ -13,10 +13,11 @@ from typing import Any
 import grpc
 import pytest
 
+from sandbox.testbed.ipam import EtcdServer, IpamProcess
+from sandbox.testbed.procs import ROOT
 from services.api.ipam.v1 import ipam_pb2, ipam_pb2_grpc
 from services.common.client import channel
 from services.common.errors import from_rpc_error
-from tests.integration.ipam.procs import ROOT, EtcdServer, IpamProcess
 
 GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
 
@@ -139,7 +140,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 def kovn_serve(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`kovn ipam serve` (the CLI entry point) with /metrics; yields its addresses."""
-    from tests.procs import poll, stop
+    from sandbox.testbed.procs import poll, stop
 
     ready = tmp_path / "ready"
     proc = subprocess.Popen(

@@ -1,4 +1,5 @@
-"""Real processes for ipam tests: an etcd server and `python -m services.ipam.main`.
+"""Real processes for ipam tests and bench/ipam.py: an etcd server and
+`python -m services.ipam.main`.
 
 Both are started on free ports under a temporary directory and stopped by
 their pid (with SIGKILL as a last resort) so that a failing test leaves
@@ -15,9 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.procs import ROOT, free_port, poll, stop
-
-__all__ = ["ROOT", "EtcdServer", "IpamProcess", "free_port"]
+from sandbox.testbed.procs import ROOT, free_port, poll, stop
 
 ETCD = "/usr/bin/etcd"
 

@@ -7,9 +7,7 @@ controller waits on its event."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent import futures
-from typing import Any
 
 import grpc
 
@@ -38,7 +36,7 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
             self._cond.notify_all()
 
     def GetPodNetwork(
-        self, request: controller_pb2.GetPodNetworkRequest, context: Any
+        self, request: controller_pb2.GetPodNetworkRequest, context: grpc.ServicerContext
     ) -> controller_pb2.PodNetwork:
         key = (request.namespace, request.name, request.nic or "eth0")
         if request.name in self.refuse:
@@ -58,7 +56,7 @@ class FakeController(controller_pb2_grpc.ControllerServicer):
             return self._pods[key]
 
     def GetNodeNetwork(
-        self, request: controller_pb2.GetNodeNetworkRequest, context: Any
+        self, request: controller_pb2.GetNodeNetworkRequest, context: grpc.ServicerContext
     ) -> controller_pb2.NodeNetwork:
         with self._cond:
             nn = self._nodes.get(request.node)
@@ -105,6 +103,3 @@ def pod_network(
         ips=[controller_pb2.IPConfig(address=ip, gateway=gateway)],
         qos=controller_pb2.QoS(ingress_rate_bps=ingress, egress_rate_bps=egress),
     )
-
-
-Registrar = Callable[..., controller_pb2.PodNetwork]

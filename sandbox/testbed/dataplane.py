@@ -23,9 +23,9 @@ from typing import Any
 from sandbox import netns
 from sandbox.ovn import OvnCentral
 from sandbox.ovs import OvsNode
+from sandbox.testbed.fake_controller import FakeController, pod_network
+from sandbox.testbed.procs import ROOT, poll
 from services.api.controller.v1 import controller_pb2
-from tests.integration.dataplane.fake_controller import FakeController, pod_network
-from tests.procs import ROOT, poll
 
 VENV_BIN = Path(sys.executable).parent
 KOVN_CNI = str(VENV_BIN / "kovn-cni")

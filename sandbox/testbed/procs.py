@@ -1,11 +1,11 @@
-"""Helpers for tests that run real processes: the repository root, waiting
-for another process's start-up, stopping a child, a free port.
+"""Helpers for tests and benchmarks that run real processes: the repository
+root, waiting for another process's start-up, stopping a child, a free port.
 
 A process in another address space offers nothing to await while it starts
 (a ready file appearing, a socket being bound): `poll` is for exactly that,
 with a deadline and a message naming what did not happen, and it gives up at
 once when the process it waits for has died. Everything else in the tests
-awaits events.
+(and the benchmarks) awaits events.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def poll(
