@@ -38,7 +38,7 @@ protos: setup
 lint: setup
 	$(VENV)/bin/ruff check services cni_shim sandbox tests bench
 	$(VENV)/bin/ruff format --check services cni_shim sandbox tests bench
-	$(VENV)/bin/mypy services cni_shim
+	$(VENV)/bin/mypy services cni_shim sandbox bench
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests

@@ -28,15 +28,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 
 from bench.report import Row, summarize_ms
 from sandbox.ovn import OvnCentral
 from services.common.kube import KubeClient, KubeError, connect, resource_path
+from services.common.tasks import cancel_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 32
@@ -97,8 +100,8 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def _metric(kube_session: Any, url: str, name: str) -> float:
-    async with kube_session.get(url) as resp:
+async def _metric(session: aiohttp.ClientSession, url: str, name: str) -> float:
+    async with session.get(url) as resp:
         text = await resp.text()
     total = 0.0
     found = False
@@ -111,7 +114,7 @@ async def _metric(kube_session: Any, url: str, name: str) -> float:
     return total if found else -1.0
 
 
-async def _pool(n: int, fn: Any) -> None:
+async def _pool(n: int, fn: Callable[[int], Awaitable[object]]) -> None:
     """Run fn(i) for i in range(n) with CLIENTS concurrent workers."""
     it = iter(range(n))
 
@@ -149,8 +152,17 @@ class _Annotated:
                             return
 
 
+@dataclass
+class _Stack:
+    """What a controller under test talks to: OVN NB, the API server, ipam."""
+
+    ovn: OvnCentral
+    kubeconfig: str
+    ipam: str
+
+
 @contextlib.asynccontextmanager
-async def _stack(tmp: Path) -> AsyncIterator[dict[str, Any]]:
+async def _stack(tmp: Path) -> AsyncIterator[_Stack]:
     ovn = OvnCentral(tmp / "ovn")
     procs: list[subprocess.Popen[bytes]] = []
     await asyncio.to_thread(ovn.start)
@@ -187,16 +199,14 @@ async def _stack(tmp: Path) -> AsyncIterator[dict[str, Any]]:
         )
         procs.append(ipam)
         _wait_file(tmp / "ipam.ready", ipam)
-        yield {"ovn": ovn, "kubeconfig": kready["kubeconfig"], "ipam": f"unix:{tmp / 'ipam.sock'}"}
+        yield _Stack(ovn, str(kready["kubeconfig"]), f"unix:{tmp / 'ipam.sock'}")
     finally:
         for p in reversed(procs):
             _stop(p)
         await asyncio.to_thread(ovn.stop)
 
 
-def _controller(
-    tmp: Path, env: dict[str, Any], tag: str
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def _controller(tmp: Path, env: _Stack, tag: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     ready = tmp / f"controller-{tag}.ready"
     proc = _spawn(
         [
@@ -209,11 +219,11 @@ def _controller(
             "--ready-file",
             str(ready),
             "--kubeconfig",
-            env["kubeconfig"],
+            env.kubeconfig,
             "--ipam",
-            env["ipam"],
+            env.ipam,
             "--nb",
-            env["ovn"].nb_remote,
+            env.ovn.nb_remote,
             "--identity",
             "bench",
             "--log-level",
@@ -236,7 +246,13 @@ def _controller(
     return proc, _wait_file(ready, proc)
 
 
-async def _wait_metric(session: Any, url: str, name: str, pred: Any, timeout: float) -> float:
+async def _wait_metric(
+    session: aiohttp.ClientSession,
+    url: str,
+    name: str,
+    pred: Callable[[float], bool],
+    timeout: float,
+) -> float:
     """Another process's state, visible only through /metrics: poll with a deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -255,7 +271,7 @@ async def _run(quick: bool) -> list[Row]:
     controller: subprocess.Popen[bytes] | None = None
     try:
         async with _stack(tmp) as env:
-            kube = KubeClient(await connect(env["kubeconfig"], pool_size=CLIENTS * 2))
+            kube = KubeClient(await connect(env.kubeconfig, pool_size=CLIENTS * 2))
             session = kube.api.rest_client.pool_manager
             try:
                 crd_path = resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -349,15 +365,13 @@ async def _run(quick: bool) -> list[Row]:
                 t_created = time.perf_counter() - t0
                 await asyncio.wait_for(watcher.done.wait(), 600)
                 took = time.perf_counter() - t0
-                watch_task.cancel()
+                await cancel_and_wait(watch_task)
                 lat = [watcher.seen[k] - created[k] for k in created if k in watcher.seen]
                 p50, p99 = summarize_ms(lat)
                 peak = _peak_rss_mib(controller.pid)
-                ports = (
-                    env["ovn"]
-                    .nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port")
-                    .split()
-                )
+                ports = env.ovn.nbctl(
+                    "--bare", "--columns=name", "list", "Logical_Switch_Port"
+                ).split()
                 n_ports = sum(1 for p in ports if p.startswith("pod-"))
                 goal_s = 60.0 * n_pods / 10_000
                 rows.append(

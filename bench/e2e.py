@@ -214,9 +214,9 @@ def run(quick: bool = False) -> list[Row]:
                     rate_unit="ms/pod",
                     note=f"{busy:.1f} CPU-s in {wall:.1f} s on {os.cpu_count()} CPUs: "
                     "the burst is CPU-bound"))  # fmt: skip
-    for name, seconds in sorted(by_component.items(), key=lambda kv: -kv[1]):
+    for name, cpu_s in sorted(by_component.items(), key=lambda kv: -kv[1]):
         rows.append(Row(SECTION, f"CPU in the burst of {pods}: {name}",
-                        rate=seconds / pods * 1000, rate_unit="ms/pod"))  # fmt: skip
+                        rate=cpu_s / pods * 1000, rate_unit="ms/pod"))  # fmt: skip
     vals = list(noop.values())
     rows.append(Row(SECTION, f"pod ready, burst of {pods}, no-op CNI plugin (same sandbox)",
                     statistics.median(vals) * 1000, percentile(vals, 99) * 1000,

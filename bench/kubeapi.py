@@ -20,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench.report import Row, summarize_ms
+from services.common.tasks import cancel_and_wait
 
 CLIENTS = 32
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +45,7 @@ def _pod(i: int, nodes: int) -> dict[str, Any]:
     }
 
 
-async def _pool(n: int, fn: Any) -> tuple[float, list[float]]:
+async def _pool(n: int, fn: Callable[[int], Awaitable[object]]) -> tuple[float, list[float]]:
     """Run fn(i) for i in range(n) on CLIENTS workers; (wall seconds, latencies)."""
     lat: list[float] = []
     it = iter(range(n))
@@ -237,8 +239,7 @@ async def _node_watches(
 
         wall, plat = await _pool(pods, patch)
         await asyncio.wait_for(all_in.wait(), 30)
-        for t in readers:
-            t.cancel()
+        await asyncio.gather(*(cancel_and_wait(t) for t in readers))
     finally:
         for st in streams:
             st.close()
