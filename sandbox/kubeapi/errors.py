@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# One field error: (field path, reason, message), as in Go's field.ErrorList.
+Cause = tuple[str, str, str]
+
 REASONS = {
     400: "BadRequest",
     403: "Forbidden",
@@ -65,38 +68,32 @@ def _qualified(plural: str, group: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _about(code: int, reason: str, plural: str, group: str, name: str, message: str) -> ApiError:
+    """An error about one named object, with the details clients read."""
+    return ApiError(code, message, reason, _details(name, group, plural))
+
+
 def not_found(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        404,
-        f'{_qualified(plural, group)} "{name}" not found',
-        "NotFound",
-        _details(name, group, plural),
+    return _about(
+        404, "NotFound", plural, group, name, f'{_qualified(plural, group)} "{name}" not found'
     )
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        f'{_qualified(plural, group)} "{name}" already exists',
-        "AlreadyExists",
-        _details(name, group, plural),
-    )
+    msg = f'{_qualified(plural, group)} "{name}" already exists'
+    return _about(409, "AlreadyExists", plural, group, name, msg)
 
 
 def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(
-        409,
-        f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}',
-        "Conflict",
-        _details(name, group, plural),
-    )
+    msg = f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}'
+    return _about(409, "Conflict", plural, group, name, msg)
 
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message, "BadRequest")
 
 
-def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
+def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     """422 Invalid; causes are (field, reason, message) like field.ErrorList."""
     summary = ", ".join(f"{f}: {m}" if f else m for f, _, m in causes)
     if len(causes) > 1:

@@ -21,15 +21,14 @@ import yaml
 from aiohttp import web
 from multidict import MultiDict
 
-from . import discovery, tables
+from . import discovery, kinds, tables
 from .errors import ApiError, bad_request
 from .metrics import Metrics
-from .objects import Api
 from .options import DeleteOptions, WriteOptions
-from .registry import Registry
-from .resources import ResourceType
+from .resources import NS_GR, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Entry, Obj, Watcher, dumps
+from .verbs import Api
 from .watch import stream
 
 log = structlog.get_logger(__name__)
@@ -87,6 +86,22 @@ _SUBRESOURCE_METHODS = {
 }
 
 
+def _success(code: int | None = None, details: Obj | None = None) -> Obj:
+    """A metav1 Status of success, as answered where there is no object."""
+    st: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    if code is not None:
+        st["code"] = code
+    if details is not None:
+        st["details"] = details
+    return st
+
+
+def _not_allowed() -> ApiError:
+    return ApiError(
+        405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+    )
+
+
 def _too_large(want: int, current: int) -> ApiError:
     return ApiError(
         504,
@@ -117,9 +132,9 @@ def _int_param(q: Any, name: str) -> int | None:
 
 
 class Http:
-    def __init__(self, api: Api, registry: Registry, bookmark_interval: float) -> None:
+    def __init__(self, api: Api, bookmark_interval: float) -> None:
         self.api = api
-        self.registry = registry
+        self.registry = api.registry
         self.bookmark_interval = bookmark_interval
         self.address = ""
         self._watch_tasks: set[asyncio.Event] = set()
@@ -236,7 +251,7 @@ class Http:
         if sub and not (
             (sub == "status" and rt.status)
             or sub in rt.extra_subresources
-            or (sub == "finalize" and rt.gr == ("", "namespaces"))
+            or (sub == "finalize" and rt.gr == NS_GR)
         ):
             raise _NOT_FOUND
         if rt.namespaced and name and ns is None:
@@ -248,11 +263,7 @@ class Http:
         m = request.method
         rt = t.rt
         if t.sub and m not in _SUBRESOURCE_METHODS.get(t.sub, ()):
-            raise ApiError(
-                405,
-                "the server does not allow this method on the requested resource",
-                "MethodNotAllowed",
-            )
+            raise _not_allowed()
         if t.watch_path or (m == "GET" and not t.sub and _bool(q.get("watch"))):
             if t.name:
                 q = MultiDict(q)
@@ -262,7 +273,7 @@ class Http:
             return await self._watch(request, rt, t.ns, q)
         if m == "GET":
             if t.name:
-                entry = self.api.get(rt, t.ns or "", t.name)
+                entry = self.api.objects.get(rt, t.ns or "", t.name)
                 return self._render_one(request, rt, entry)
             return self._list(request, rt, t.ns)
         if m == "POST":
@@ -274,7 +285,7 @@ class Http:
                     raise bad_request("the body of an eviction must be a JSON object")
                 opts = body.get("deleteOptions") or {}
                 pre = opts.get("preconditions") or {}
-                await self.api.delete(
+                await self.api.deletes.delete(
                     rt,
                     t.ns or "",
                     t.name,
@@ -285,52 +296,26 @@ class Http:
                         propagation=opts.get("propagationPolicy"),
                     ),
                 )
-                return _json(
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "code": 201,
-                    },
-                    201,
-                )
+                return _json(_success(code=201), 201)
             if t.sub == "binding":
                 body = await self._body(request)
-                await self.api.bind(rt, t.ns or "", t.name, body)
-                return _json(
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "code": 201,
-                    },
-                    201,
-                )
+                await self.api.writes.bind(rt, t.ns or "", t.name, body)
+                return _json(_success(code=201), 201)
             if t.name:
-                raise ApiError(
-                    405,
-                    "the server does not allow this method on the requested resource",
-                    "MethodNotAllowed",
-                )
+                raise _not_allowed()
             if rt.namespaced and t.ns is None:
                 raise _NOT_FOUND
             body = await self._body(request)
-            obj, warnings = await self.api.create(rt, t.ns or "", body, self._write_opts(q))
+            obj, warnings = await self.api.writes.create(rt, t.ns or "", body, self._write_opts(q))
             return _json(self._out(rt, obj), 201, warnings)
         if m == "PUT":
             if not t.name:
-                raise ApiError(
-                    405,
-                    "the server does not allow this method on the requested resource",
-                    "MethodNotAllowed",
-                )
+                raise _not_allowed()
             body = await self._body(request)
             if t.sub == "finalize":
-                obj = await self.api.finalize_namespace(t.name, body)
+                obj = await self.api.deletes.finalize_namespace(t.name, body)
                 return _json(obj)
-            obj, warnings, created = await self.api.update(
+            obj, warnings, created = await self.api.writes.update(
                 rt,
                 t.ns or "",
                 t.name,
@@ -341,14 +326,10 @@ class Http:
             return _json(self._out(rt, obj), 201 if created else 200, warnings)
         if m == "PATCH":
             if not t.name:
-                raise ApiError(
-                    405,
-                    "the server does not allow this method on the requested resource",
-                    "MethodNotAllowed",
-                )
+                raise _not_allowed()
             ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
             raw = await request.read()
-            obj, warnings = await self.api.patch(
+            obj, warnings = await self.api.writes.patch(
                 rt,
                 t.ns or "",
                 t.name,
@@ -365,32 +346,19 @@ class Http:
                     raise _NOT_FOUND
                 labels = parse_label_selector(q.get("labelSelector"))
                 fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
-                await self.api.delete_collection(rt, t.ns, labels, fields, opts)
-                return _json(
-                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-                )
-            obj, removed = await self.api.delete(rt, t.ns or "", t.name, opts)
-            if rt.gr in _RETURNS_OBJECT or not removed:
+                await self.api.deletes.delete_collection(rt, t.ns, labels, fields, opts)
+                return _json(_success())
+            obj, removed = await self.api.deletes.delete(rt, t.ns or "", t.name, opts)
+            if kinds.spec_for(rt).delete_returns_object or not removed:
                 return _json(self._out(rt, obj), 200)
-            return _json(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Success",
-                    "details": {
-                        "name": t.name,
-                        "group": rt.group,
-                        "kind": rt.plural,
-                        "uid": obj["metadata"].get("uid"),
-                    },
-                }
-            )
-        raise ApiError(
-            405,
-            "the server does not allow this method on the requested resource",
-            "MethodNotAllowed",
-        )
+            details = {
+                "name": t.name,
+                "group": rt.group,
+                "kind": rt.plural,
+                "uid": obj["metadata"].get("uid"),
+            }
+            return _json(_success(details=details))
+        raise _not_allowed()
 
     @staticmethod
     def _desc(rt: ResourceType) -> str:
@@ -511,7 +479,7 @@ class Http:
         fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
         limit = _int_param(q, "limit") or 0
         self._check_list_version(q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""))
-        res = self.api.list_objects(rt, ns, labels, fields, limit, q.get("continue", ""))
+        res = self.api.lists.list_objects(rt, ns, labels, fields, limit, q.get("continue", ""))
         meta: Obj = {"resourceVersion": str(res.rv)}
         if res.continue_token:
             meta["continue"] = res.continue_token
@@ -593,11 +561,3 @@ class Http:
             self.bookmark_interval,
             self._stopping,
         )
-
-
-_RETURNS_OBJECT = {
-    ("", "pods"),
-    ("", "services"),
-    ("", "namespaces"),
-    ("apiextensions.k8s.io", "customresourcedefinitions"),
-}

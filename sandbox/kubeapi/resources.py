@@ -11,6 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# A Kubernetes object as decoded JSON, and a kind's storage identity
+# (group, plural) shared by all its served versions.
+Obj = dict[str, Any]
+GR = tuple[str, str]
+
+NS_GR: GR = ("", "namespaces")
+POD_GR: GR = ("", "pods")
+SERVICE_GR: GR = ("", "services")
+EVENT_GR: GR = ("", "events")
+CRD_GR: GR = ("apiextensions.k8s.io", "customresourcedefinitions")
+
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -37,7 +48,7 @@ class ResourceType:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
-    def gr(self) -> tuple[str, str]:
+    def gr(self) -> GR:
         """Group and plural: the storage identity shared by all versions."""
         return (self.group, self.plural)
 
@@ -109,9 +120,6 @@ BUILTIN: list[ResourceType] = [
         )
     ),
 ]
-
-# Group preferred versions and order, as /apis lists them.
-CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
 def from_crd(crd: dict[str, Any]) -> list[ResourceType]:

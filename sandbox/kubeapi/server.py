@@ -13,11 +13,15 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from . import kinds, tls
+from . import tls
+from .allocation import ServiceAllocator
+from .background import Background
+from .bootstrap import bootstrap
+from .controllers import Controllers
 from .handlers import Http
-from .objects import Api
 from .registry import Registry
 from .store import Store
+from .verbs import Api
 
 log = structlog.get_logger(__name__)
 
@@ -64,9 +68,11 @@ class KubeApiServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.state_dir, history_size)
         self.registry = Registry()
-        self.api = Api(self.store, self.registry, kinds.ServiceAllocator(service_cidr))
-        self.api.controllers.event_ttl = event_ttl
-        self.http = Http(self.api, self.registry, bookmark_interval)
+        self.background = Background()
+        allocator = ServiceAllocator(service_cidr)
+        self.api = Api(self.store, self.registry, allocator, self.background)
+        self.controllers = Controllers(self.api, self.background, event_ttl)
+        self.http = Http(self.api, bookmark_interval)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -78,8 +84,10 @@ class KubeApiServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store.load()
         self.store.start()
-        self.api.resume()
-        await self.api.bootstrap()
+        self.api.objects.resume()  # serve the stored CRDs
+        self.controllers.resume()  # and catch up on what a stop interrupted
+        await bootstrap(self.api.writes, self.registry)
+        await self.background.settle()
         self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         ssl_context = None
@@ -114,5 +122,5 @@ class KubeApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.api.drain()
+        await self.controllers.stop()
         await self.store.close()
