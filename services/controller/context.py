@@ -9,8 +9,9 @@ validation, the allocations ipam gave, and the boards waiters block on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.api.ipam.v1 import ipam_pb2
 from services.common.kube import KubeClient
@@ -20,8 +21,7 @@ from services.controller.events import EventRecorder
 from services.controller.informer import Informer
 from services.controller.ipam_client import IpamClient
 from services.controller.nb.client import NbClient
-from services.controller.nb.rows import RowKey
-from services.controller.nb.writer import NbWriter
+from services.controller.nb.sync import NbSync
 from services.controller.subnet_spec import PoolSpec, SubnetSpec
 
 
@@ -41,20 +41,28 @@ class NicNetwork:
     addresses: tuple[str, ...]
     gateways: tuple[str, ...]
     node: str
+    #: (destination CIDR, gateway or "" for on-link): exactly what the NIC gets.
+    routes: tuple[tuple[str, str], ...] = ()
     ingress_bps: int = 0
     egress_bps: int = 0
 
 
-@dataclass
-class Informers:
-    pods: Informer
-    nodes: Informer
-    namespaces: Informer
-    subnets: Informer
-    ippools: Informer
+class Queues(Protocol):
+    """The registry's fan-out, as the kinds see it (see `kind.py`)."""
 
-    def all(self) -> list[Informer]:
-        return [self.pods, self.nodes, self.namespaces, self.subnets, self.ippools]
+    def enqueue(self, kind: str, key: Hashable) -> None: ...
+
+    def changed(self, kind: str, key: Hashable) -> None: ...
+
+
+class _NoQueues:
+    """Until the registry exists (and in tests of a lone reconciler)."""
+
+    def enqueue(self, kind: str, key: Hashable) -> None:
+        pass
+
+    def changed(self, kind: str, key: Hashable) -> None:
+        pass
 
 
 @dataclass
@@ -63,8 +71,9 @@ class Context:
     kube: KubeClient
     ipam: IpamClient
     nb: NbClient
-    writer: NbWriter
-    informers: Informers
+    sync: NbSync
+    #: By informer name ("pods", "nodes", "namespaces", "subnets", "ippools").
+    informers: dict[str, Informer]
     events: EventRecorder
     #: Valid subnets by name, including the default and join subnets.
     subnets: dict[str, SubnetSpec] = field(default_factory=dict)
@@ -79,8 +88,6 @@ class Context:
     pod_nics: dict[str, set[str]] = field(default_factory=dict)
     #: Node join allocations by node name.
     node_allocations: dict[str, ipam_pb2.Allocation] = field(default_factory=dict)
-    #: Digest of each row kovn knows to be in the NB as wanted.
-    nb_known: dict[RowKey, str] = field(default_factory=dict)
     pod_board: Board[NicNetwork] = field(default_factory=Board)
     node_board: Board[NicNetwork] = field(default_factory=Board)
     #: Pods whose request failed permanently; retried when subnets/pools change.
@@ -91,8 +98,7 @@ class Context:
     pod_node: dict[str, str] = field(default_factory=dict)
     #: Set when pod addresses were allocated or released: Subnet usage is stale.
     usage_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Called with a node name when its egress rows need recomputing.
-    egress_dirty: Callable[[str], None] = field(default=lambda node: None)
+    queues: Queues = field(default_factory=_NoQueues)
 
     def index_pod(self, nkey: str, node: str, ips: tuple[str, ...]) -> None:
         """Record (or with node "" forget) where a NIC's egress leaves from."""
@@ -100,11 +106,11 @@ class Context:
         if old is not None and (old != node or not ips):
             self.node_pods.get(old, {}).pop(nkey, None)
             self.pod_node.pop(nkey, None)
-            self.egress_dirty(old)
+            self.queues.enqueue("egress", old)
         if node and ips and self.node_pods.setdefault(node, {}).get(nkey) != ips:
             self.node_pods[node][nkey] = ips
             self.pod_node[nkey] = node
-            self.egress_dirty(node)
+            self.queues.enqueue("egress", node)
 
     def internal_cidrs(self) -> list[str]:
         """Every CIDR inside the cluster (pod subnets and join)."""

@@ -24,59 +24,26 @@ import structlog
 
 from services.api.controller.v1 import controller_pb2, controller_pb2_grpc
 from services.common.health import Health
-from services.common.kube import KubeClient, Obj, connect, resource_path
+from services.common.kube import KubeClient, connect
 from services.common.server import Service
-from services.controller import annotations as ann
+from services.common.tasks import cancel_and_wait
 from services.controller import metrics
+from services.controller.allocations import collect_garbage, load_allocations
 from services.controller.config import ControllerConfig
-from services.controller.context import Context, Informers
-from services.controller.egress import EgressReconciler
+from services.controller.context import Context
 from services.controller.events import EventRecorder
-from services.controller.informer import (
-    ADDED,
-    DELETED,
-    Informer,
-    keep_all,
-    trim_node,
-    trim_pod,
-)
 from services.controller.ipam_client import IpamClient
+from services.controller.kinds import KINDS
 from services.controller.leader import LeaderElector
 from services.controller.nb.client import NbClient
+from services.controller.nb.sync import NbSync, ResyncResult
 from services.controller.nb.writer import NbWriter
-from services.controller.nodes import NodeReconciler
-from services.controller.pods import PodReconciler
-from services.controller.resync import collect_garbage, load_allocations, resync
+from services.controller.registry import Registry
 from services.controller.servicer import ControllerServicer
-from services.controller.subnets import PoolReconciler, SubnetReconciler
-from services.controller.topology import CLUSTER_ROUTER
+from services.controller.topology.names import CLUSTER_ROUTER
 from services.controller.workqueue import WorkQueue
 
 log = structlog.get_logger(__name__)
-
-#: How long allocations are collected before Subnet usage is refreshed.
-USAGE_COALESCE_SECONDS = 1.0
-
-
-def _pod_signature(pod: Obj | None) -> tuple[Any, ...]:
-    """What a pod change must touch to matter to the controller."""
-    if pod is None:
-        return ()
-    meta, spec = pod["metadata"], pod["spec"]
-    kovn = tuple(
-        sorted(
-            (k, v)
-            for k, v in (meta.get("annotations") or {}).items()
-            if k.startswith((ann.PREFIX, ann.ALIAS_PREFIX))
-        )
-    )
-    return (
-        meta.get("uid"),
-        spec.get("nodeName"),
-        spec.get("hostNetwork"),
-        meta.get("deletionTimestamp"),
-        kovn,
-    )
 
 
 class ControllerService(Service):
@@ -93,7 +60,8 @@ class ControllerService(Service):
         self.ready = asyncio.Event()
         #: Set once, as leader, every object was reconciled and garbage collected.
         self.caught_up = asyncio.Event()
-        self.last_resync: Any = None
+        self.last_resync: ResyncResult | None = None
+        self.registry: Registry | None = None
         self._leader_task: asyncio.Task[None] | None = None
         self._router_uuid = ""
 
@@ -146,45 +114,20 @@ class ControllerService(Service):
         self._nb_connect: asyncio.Task[None] = asyncio.create_task(nb.connect())
         writer = NbWriter(nb)
         writer.start()
-        informers = Informers(
-            pods=Informer(kube, "pods", resource_path("", "v1", "pods"), transform=trim_pod),
-            nodes=Informer(kube, "nodes", resource_path("", "v1", "nodes"), transform=trim_node),
-            namespaces=Informer(
-                kube, "namespaces", resource_path("", "v1", "namespaces"), transform=keep_all
-            ),
-            subnets=Informer(kube, "subnets", resource_path("kovn.io", "v1", "subnets")),
-            ippools=Informer(kube, "ippools", resource_path("kovn.io", "v1", "ippools")),
-        )
+        informers = Registry.informers_for(kube, KINDS)
         ctx = self.ctx = Context(
             config=cfg,
             kube=kube,
             ipam=ipam,
             nb=nb,
-            writer=writer,
+            sync=NbSync(nb, writer),
             informers=informers,
             events=EventRecorder(kube),
         )
-        self.pods = PodReconciler(ctx)
-        self.nodes = NodeReconciler(ctx)
-        self.egress = EgressReconciler(ctx)
-        self.subnets = SubnetReconciler(ctx, self._subnets_changed)
-        self.pools = PoolReconciler(ctx, self._retry_failed_pods)
-        self.queues = {
-            "subnet": WorkQueue("subnet", self.subnets.reconcile, workers=2),
-            "ippool": WorkQueue("ippool", self.pools.reconcile, workers=2),
-            "node": WorkQueue("node", self.nodes.reconcile, workers=8),
-            "pod": WorkQueue(
-                "pod", self.pods.reconcile, workers=cfg.workers, on_permanent=self.pods.report
-            ),
-            "egress": WorkQueue("egress", self.egress.reconcile, workers=4),
-        }
-        ctx.egress_dirty = self.queues["egress"].add
-        informers.pods.add_listener(self._on_pod)
-        informers.nodes.add_listener(lambda t, k, o, n: self.queues["node"].add(k))
-        informers.subnets.add_listener(lambda t, k, o, n: self.queues["subnet"].add(k))
-        informers.ippools.add_listener(lambda t, k, o, n: self.queues["ippool"].add(k))
-        informers.namespaces.add_listener(lambda t, k, o, n: self._retry_failed_pods())
-        for informer in informers.all():
+        registry = self.registry = Registry([cls(ctx) for cls in KINDS], informers)
+        ctx.queues = registry
+        self.queues = registry.queues
+        for informer in informers.values():
             informer.start()
         self.elector = LeaderElector(
             kube,
@@ -204,23 +147,6 @@ class ControllerService(Service):
             self._address_task = asyncio.create_task(self._learn_bound_address())
         self.elector.start()
 
-    def _on_pod(self, etype: str, key: str, old: Obj | None, new: Obj | None) -> None:
-        if etype in (ADDED, DELETED) or _pod_signature(old) != _pod_signature(new):
-            self.queues["pod"].add(key)
-
-    def _subnets_changed(self) -> None:
-        """Pods may now be placeable, and every node's egress match changes."""
-        self._retry_failed_pods()
-        if self.ctx is not None:
-            for node in self.ctx.node_allocations:
-                self.queues["egress"].add(node)
-
-    def _retry_failed_pods(self) -> None:
-        if self.ctx is None:
-            return
-        for key in list(self.ctx.failed_pods):
-            self.queues["pod"].add(key)
-
     async def _on_lead(self) -> None:
         self.leading.set()
         self._leader_task = asyncio.create_task(self._lead(), name="leader-work")
@@ -229,21 +155,14 @@ class ControllerService(Service):
         self.leading.clear()
         self.ready.clear()
         self.caught_up.clear()
-        if self._leader_task is not None:
-            self._leader_task.cancel()
-            try:
-                await self._leader_task
-            except asyncio.CancelledError:
-                pass
-            except Exception as exc:  # its failure must not stop the step-down
-                log.error("leader work had failed", error=str(exc), exc_info=exc)
-            self._leader_task = None
-        for queue in self.queues.values():
-            await queue.stop()
+        await cancel_and_wait(self._leader_task)
+        self._leader_task = None
+        if self.registry is not None:
+            await self.registry.stop_queues()
 
     async def _lead(self) -> None:
-        ctx = self.ctx
-        assert ctx is not None
+        ctx, registry = self.ctx, self.registry
+        assert ctx is not None and registry is not None
         started = time.perf_counter()
         while True:
             try:
@@ -256,8 +175,7 @@ class ControllerService(Service):
                 await asyncio.sleep(1.0)  # back off before rebuilding again
         log.info("leading", seconds=round(time.perf_counter() - started, 3))
         self.ready.set()
-        for name in ("subnet", "node", "pod", "egress"):
-            await self.queues[name].wait_idle()
+        await registry.wait_idle()
         took = time.perf_counter() - started
         metrics.TAKEOVER_SECONDS.set(took)
         log.info("every object reconciled once since taking over", seconds=round(took, 3))
@@ -268,9 +186,10 @@ class ControllerService(Service):
         except Exception as exc:
             log.warning("garbage collection failed; will retry", error=str(exc))
         self.caught_up.set()
-        async with asyncio.TaskGroup() as group:  # one failing cancels the other
+        async with asyncio.TaskGroup() as group:  # one failing cancels the others
             group.create_task(self._periodic(ctx))
-            group.create_task(self._usage(ctx))
+            for kind in registry.ordered():
+                group.create_task(kind.lead(), name=f"lead-{kind.name}")
 
     async def _ensure_nb(self, ctx: Context) -> None:
         if self._nb_connect.done() and self._nb_connect.exception() is not None:
@@ -289,53 +208,26 @@ class ControllerService(Service):
 
         await self._ensure_nb(ctx)
         phase("nb_connect")
-        for informer in ctx.informers.all():
+        for informer in ctx.informers.values():
             await informer.synced.wait()
         phase("informers_synced")
-        await self.subnets.ensure_builtin()
+        registry = self.registry
+        assert registry is not None
         # Subnets and pools first and in full: pods are placed by them.
-        for key in sorted(ctx.informers.subnets.cache):
-            try:
-                await self.subnets.reconcile(key)
-            except Exception as exc:
-                log.info("subnet deferred to its queue", subnet=key, error=str(exc))
-                self.queues["subnet"].add(key)
-        for key in sorted(ctx.informers.ippools.cache):
-            try:
-                await self.pools.reconcile(key)
-            except Exception as exc:
-                log.info("pool deferred to its queue", pool=key, error=str(exc))
-                self.queues["ippool"].add(key)
+        await registry.reconcile_first()
         phase("subnets_and_pools")
         await load_allocations(ctx)
         phase("allocations_loaded")
-        self.last_resync = await resync(ctx)
+        self.last_resync = await self._resync(ctx)
         self._router_uuid = await ctx.nb.router_uuid(CLUSTER_ROUTER)
         phase("nb_resync")
-        for queue in self.queues.values():
-            queue.start()
-        for key in list(ctx.informers.nodes.cache):
-            self.queues["node"].add(key)
-        for key in list(ctx.informers.pods.cache):
-            self.queues["pod"].add(key)
+        registry.start_queues()
+        registry.enqueue_rest()
         log.info("take-over phases", **phases)
 
-    async def _usage(self, ctx: Context) -> None:
-        """Subnet usage into status and metrics: shortly after addresses were
-        allocated or released (a burst of pods makes one refresh, not one
-        each), and every usage_period in any case."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.usage_changed.wait(), self.config.usage_period)
-            if ctx.usage_changed.is_set():
-                await asyncio.sleep(USAGE_COALESCE_SECONDS)  # rate limit, not a wait for state
-            ctx.usage_changed.clear()
-            try:
-                await self.subnets.refresh_usage()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("subnet usage refresh failed", error=str(exc))
+    async def _resync(self, ctx: Context) -> ResyncResult:
+        assert self.registry is not None
+        return await ctx.sync.resync(self.registry.desired_rows())
 
     async def _periodic(self, ctx: Context) -> None:
         cfg = self.config
@@ -349,12 +241,12 @@ class ControllerService(Service):
                     # A new or wiped NB database: rebuild everything now
                     # rather than at the next periodic resync.
                     log.warning("kovn's NB rows are gone or replaced; resyncing")
-                    self.last_resync = await resync(ctx)
+                    self.last_resync = await self._resync(ctx)
                     self._router_uuid = await ctx.nb.router_uuid(CLUSTER_ROUTER)
                 now = time.monotonic()
                 if next_resync is not None and now >= next_resync:
                     next_resync = now + cfg.resync_period
-                    self.last_resync = await resync(ctx)
+                    self.last_resync = await self._resync(ctx)
                 if next_gc is not None and now >= next_gc:
                     next_gc = now + cfg.gc_period
                     await collect_garbage(ctx)
@@ -364,26 +256,19 @@ class ControllerService(Service):
                 log.warning("periodic leader work failed", error=str(exc))
 
     async def stop(self) -> None:
-        task = getattr(self, "_address_task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(getattr(self, "_address_task", None))
         if self.elector is not None:
             await self.elector.stop()
         await self._on_follow()
         ctx = self.ctx
         if ctx is None:
             return
-        for informer in ctx.informers.all():
+        for informer in ctx.informers.values():
             await informer.stop()
         if self.servicer is not None:
             await self.servicer.close()
-        await ctx.writer.stop()
-        if not self._nb_connect.done():
-            self._nb_connect.cancel()
-        with contextlib.suppress(BaseException):
-            await self._nb_connect
+        await ctx.sync.writer.stop()
+        await cancel_and_wait(self._nb_connect)
         await ctx.nb.close()
         await ctx.ipam.close()
         await ctx.kube.close()

@@ -38,15 +38,8 @@ DEFAULT_WAIT = 30.0
 
 
 def _routes(net: NicNetwork) -> list[controller_pb2.Route]:
-    """Default routes through the subnet's gateway, on the primary NIC only."""
-    if net.nic != "eth0":
-        return []
-    routes = []
-    for addr, gw in zip(net.addresses, net.gateways, strict=False):
-        if gw:
-            dest = "::/0" if ":" in addr else "0.0.0.0/0"
-            routes.append(controller_pb2.Route(destination=dest, gateway=gw))
-    return routes
+    """Exactly the routes the NIC's intent holds (see nic_intent.routes)."""
+    return [controller_pb2.Route(destination=d, gateway=g) for d, g in net.routes]
 
 
 def _ips(net: NicNetwork) -> list[controller_pb2.IPConfig]:
@@ -135,7 +128,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             return result
         ctx = self.ctx
         pod_key = f"{request.namespace}/{request.name}"
-        if ctx.informers.pods.get(pod_key) is None:
+        if ctx.informers["pods"].get(pod_key) is None:
             try:
                 await ctx.kube.get(resource_path("", "v1", "pods", request.namespace, request.name))
             except KubeError as exc:
@@ -143,16 +136,16 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     raise NotFound(f"pod {pod_key} does not exist") from None
                 raise Unavailable(f"cannot read pod {pod_key}: {exc}") from None
 
-        cached = ctx.informers.pods.get(pod_key)
+        cached = ctx.informers["pods"].get(pod_key)
         if cached is not None and cached["spec"].get("hostNetwork"):
             raise FailedPrecondition(f"pod {pod_key} uses the host network; kovn gives it none")
         # A pod the API has but the watch has not delivered yet is waited
         # for; only a pod seen and then gone ends the wait as NOT_FOUND.
-        seen = ctx.informers.pods.get(pod_key) is not None
+        seen = ctx.informers["pods"].get(pod_key) is not None
 
         def accept(entry: Entry[NicNetwork]) -> bool:
             nonlocal seen
-            if ctx.informers.pods.get(pod_key) is not None:
+            if ctx.informers["pods"].get(pod_key) is not None:
                 seen = True
             elif seen:
                 return True
@@ -172,7 +165,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                     f"pod {pod_key} is now uid {held.uid}, not {request.pod_uid}"
                 ) from None
             raise
-        if ctx.informers.pods.get(pod_key) is None:
+        if ctx.informers["pods"].get(pod_key) is None:
             raise NotFound(f"pod {pod_key} does not exist")
         if entry.error is not None:
             raise FailedPrecondition(f"pod {pod_key}: {entry.error}")
@@ -224,7 +217,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                 what=f"join port of node {request.node}",
             )
         except DeadlineExceeded:
-            if ctx.informers.nodes.get(request.node) is None:
+            if ctx.informers["nodes"].get(request.node) is None:
                 raise NotFound(f"node {request.node} does not exist") from None
             raise
         if entry.error is not None:

@@ -4,7 +4,8 @@ ovsdbapp keeps one IDL replica and commits one transaction at a time on its
 own thread; this module runs kovn's two operations on that thread, so they
 see a consistent replica: `snapshot` (the rows kovn owns) and `apply` (create,
 fix or remove many rows in ONE transaction). Both are awaited from asyncio
-through a worker thread.
+through a worker thread. What kovn manages in each table, how rows are named
+and how they reference each other is `nb.tables`; this module only follows it.
 """
 
 from __future__ import annotations
@@ -17,77 +18,76 @@ from ovsdbapp.schema.ovn_northbound import impl_idl
 
 from services.controller.nb.rows import (
     HASH_KEY,
-    MANAGED_COLUMNS,
     NAME_KEY,
-    NAMED_IN_IDS,
     OWNER_KEY,
-    PARENT_COLUMN,
     PARENT_KEY,
+    PARENT_TABLE_KEY,
     DesiredRow,
     OwnedRow,
     RowKey,
     row_digest,
 )
+from services.controller.nb.tables import TABLES, ColumnValue, Holder, spec, strong_referrers
 
-_STAMPS = (OWNER_KEY, HASH_KEY, PARENT_KEY, NAME_KEY)
+_STAMPS = (OWNER_KEY, HASH_KEY, PARENT_KEY, NAME_KEY, PARENT_TABLE_KEY)
+#: Tables with a unique name index in the schema (looked up on the IDL's index).
+_INDEXED = frozenset({"Logical_Switch_Port", "Logical_Router_Port", "Address_Set", "Port_Group"})
 
 
 def row_name(table: str, row: Any) -> str:
     """kovn's name of a row: its `name`, or the one kept in external_ids."""
-    if table in NAMED_IN_IDS:
+    if spec(table).named_in_ids:
         return str(row.external_ids.get(NAME_KEY, ""))
     return str(row.name)
 
 
-def _actual_parent(table: str, row: Any, parents: dict[str, dict[Any, str]]) -> str:
-    """Name of the row that really holds `row` (not what its stamp claims)."""
-    if table not in PARENT_COLUMN:
-        return ""
-    return parents[table].get(row.uuid, "")
+#: child row uuid -> (holder table, holder name), per child table.
+_ParentIndex = dict[str, dict[Any, tuple[str, str]]]
 
 
-def _parent_index(api: Any) -> dict[str, dict[Any, str]]:
-    index: dict[str, dict[Any, str]] = {}
-    for child, (parent_table, column) in PARENT_COLUMN.items():
-        holders: dict[Any, str] = {}
-        for holder in api.tables[parent_table].rows.values():
-            for member in getattr(holder, column):
-                holders[member.uuid] = row_name(parent_table, holder)
-        index[child] = holders
+def _parent_index(api: Any) -> _ParentIndex:
+    index: _ParentIndex = {}
+    for child in TABLES.values():
+        holders: dict[Any, tuple[str, str]] = {}
+        for h in child.held_by:
+            for holder in api.tables[h.table].rows.values():
+                for member in getattr(holder, h.column):
+                    holders[member.uuid] = (h.table, row_name(h.table, holder))
+        index[child.name] = holders
     return index
 
 
-def actual_digest(table: str, row: Any, parent: str) -> str:
-    """The digest `row` would have if kovn had written its current content."""
-    ids = dict(row.external_ids)
-    columns = {}
-    for column, empty in MANAGED_COLUMNS[table].items():
+def actual_columns(table: str, row: Any) -> dict[str, ColumnValue]:
+    """The managed columns as they are, references as row names."""
+    t = spec(table)
+    columns: dict[str, ColumnValue] = {}
+    for column, empty in t.managed.items():
         value = getattr(row, column)
-        if isinstance(empty, list):
+        if column in t.refs:
+            value = [row_name(t.refs[column], r) for r in value]
+        elif isinstance(empty, list):
             value = list(value)
         elif isinstance(empty, dict):
             value = dict(value)
         elif isinstance(value, list):  # optional scalar columns come back as lists
             value = value[0] if value else empty
         columns[column] = value
+    return columns
+
+
+def actual_digest(table: str, row: Any, parent: str, parent_table: str = "") -> str:
+    """The digest `row` would have if kovn had written its current content."""
+    ids = dict(row.external_ids)
     labels = {k: v for k, v in ids.items() if k not in _STAMPS}
-    return row_digest(table, row_name(table, row), ids.get(OWNER_KEY, ""), parent, columns, labels)
-
-
-#: The columns kovn reads or writes, per table. Monitoring only these keeps
-#: the replica (and the initial download at start-up) small.
-COLUMNS: dict[str, list[str]] = {
-    "Logical_Switch": ["name", "ports", "acls", "external_ids"],
-    "Logical_Switch_Port": ["name", "type", "addresses", "port_security", "options",
-                            "external_ids"],
-    "Logical_Router": ["name", "ports", "policies", "static_routes", "external_ids"],
-    "Logical_Router_Port": ["name", "mac", "networks", "external_ids"],
-    "ACL": ["name", "direction", "priority", "match", "action", "external_ids"],
-    "Address_Set": ["name", "addresses", "external_ids"],
-    "Logical_Router_Policy": ["priority", "match", "action", "nexthops", "external_ids"],
-    "Logical_Router_Static_Route": ["ip_prefix", "nexthop", "external_ids"],
-}  # fmt: skip
-TABLES = tuple(COLUMNS)
+    parent_id = f"{parent_table}:{parent}" if parent and parent_table else parent
+    return row_digest(
+        table,
+        row_name(table, row),
+        ids.get(OWNER_KEY, ""),
+        parent_id,
+        actual_columns(table, row),
+        labels,
+    )
 
 
 class _Snapshot(command.BaseCommand):  # type: ignore[misc]
@@ -98,20 +98,22 @@ class _Snapshot(command.BaseCommand):  # type: ignore[misc]
     def run_idl(self, txn: Any) -> None:
         found: dict[RowKey, OwnedRow] = {}
         parents = _parent_index(self.api)
-        for table in TABLES:
-            for row in self.api.tables[table].rows.values():
-                ids = row.external_ids
-                owner = ids.get(OWNER_KEY)
+        for t in TABLES.values():
+            default = t.held_by[0].table if t.held_by else ""
+            for row in self.api.tables[t.name].rows.values():
+                owner = row.external_ids.get(OWNER_KEY)
                 if owner is None:
                     continue
-                parent = _actual_parent(table, row, parents)
-                name = row_name(table, row)
-                found[(table, name)] = OwnedRow(
-                    table=table,
+                holder_table, parent = parents[t.name].get(row.uuid, ("", ""))
+                parent_table = holder_table if holder_table != default else ""
+                name = row_name(t.name, row)
+                found[(t.name, name)] = OwnedRow(
+                    table=t.name,
                     name=name,
                     owner=owner,
-                    digest=actual_digest(table, row, parent),
+                    digest=actual_digest(t.name, row, parent, parent_table),
                     parent=parent,
+                    parent_table=parent_table,
                 )
         self.result = found
 
@@ -133,10 +135,12 @@ class _RouterUuid(command.BaseCommand):  # type: ignore[misc]
 class _Apply(command.BaseCommand):  # type: ignore[misc]
     """Creates/fixes `ensure` rows and removes `remove` rows in one txn.
 
-    Rows are looked up by name on the IDL's index at commit time; an ensure
-    whose row carries the wanted hash stamp is skipped (a full reconcile
-    compares real column content first, see `_Snapshot`, and sends such a
-    row with `force`). The result is the number of rows actually changed.
+    Rows are looked up by name at commit time; an ensure whose row carries
+    the wanted hash stamp is skipped (a full reconcile compares real column
+    content first, see `_Snapshot`, and sends such a row with `force`).
+    Reference columns are set in a second pass, once every row of the
+    transaction exists, so rows may reference each other in any order. The
+    result is the number of rows actually changed.
     """
 
     def __init__(
@@ -146,29 +150,29 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
         self.ensure = ensure
         self.remove = remove
         self.force = force
-        self._by_ids: dict[RowKey, Any] | None = None
+        self._by_name: dict[str, dict[str, Any]] = {}
 
     def _lookup(self, table: str, name: str, created: dict[RowKey, Any]) -> Any:
         row = created.get((table, name))
         if row is not None:
             return row
-        if table in NAMED_IN_IDS:
-            if self._by_ids is None:
-                self._by_ids = {
-                    (t, row_name(t, r)): r
-                    for t in NAMED_IN_IDS
-                    for r in self.api.tables[t].rows.values()
-                    if NAME_KEY in r.external_ids
-                }
-            return self._by_ids.get((table, name))
-        return idlutils.row_by_value(self.api.idl, table, "name", name, None)
+        if table in _INDEXED:
+            return idlutils.row_by_value(self.api.idl, table, "name", name, None)
+        # No unique index: one name map per table per transaction.
+        names = self._by_name.get(table)
+        if names is None:
+            names = self._by_name[table] = {
+                row_name(table, r): r
+                for r in self.api.tables[table].rows.values()
+                if OWNER_KEY in r.external_ids or not spec(table).named_in_ids
+            }
+        return names.get(name)
 
     def run_idl(self, txn: Any) -> None:
         created: dict[RowKey, Any] = {}
-        changed = 0
-        # Parents first so that children created in the same txn can attach.
-        ordered = sorted(self.ensure, key=lambda r: r.table in PARENT_COLUMN)
-        for want in ordered:
+        written: list[tuple[DesiredRow, Any]] = []
+        # Roots first so that children created in the same txn can attach.
+        for want in sorted(self.ensure, key=lambda r: spec(r.table).is_child):
             row = self._lookup(want.table, want.name, created)
             ids = want.external_ids()
             if row is not None:
@@ -180,59 +184,79 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
                     raise RuntimeError(
                         f"{want.table} {want.name!r} exists and is not owned by kovn"
                     )
-                old_parent = row.external_ids.get(PARENT_KEY, "")
-                if want.table in PARENT_COLUMN and (forced or old_parent != want.parent):
-                    self._reparent(want.table, old_parent, want.parent, row, created)
+                old = (
+                    row.external_ids.get(PARENT_KEY, ""),
+                    row.external_ids.get(PARENT_TABLE_KEY, ""),
+                )
+                if want.parent and (forced or old != (want.parent, want.parent_table)):
+                    self._reparent(want, row, created)
             else:
                 row = txn.insert(self.api.tables[want.table])
-                if want.table not in NAMED_IN_IDS:
+                if not spec(want.table).named_in_ids:
                     row.name = want.name
                 created[(want.table, want.name)] = row
-                if want.table in PARENT_COLUMN:
-                    self._attach(want.table, want.parent, row, created)
+                self._by_name.get(want.table, {})[want.name] = row
+                if want.parent:
+                    self._attach(want.holder, want.parent, row, created)
+            refs = spec(want.table).refs
             for column, value in want.full_columns().items():
-                setattr(row, column, value)
+                if column not in refs:
+                    setattr(row, column, value)
             row.external_ids = ids
-            changed += 1
+            written.append((want, row))
+        for want, row in written:
+            for column, target in spec(want.table).refs.items():
+                value = want.full_columns()[column]
+                assert isinstance(value, list)
+                setattr(row, column, [self._resolve(target, n, want, created) for n in value])
+        changed = len(written)
         for gone in self.remove:
             row = self._lookup(gone.table, gone.name, {})
             if row is None or row.external_ids.get(OWNER_KEY) != gone.owner:
                 continue
-            if gone.table in PARENT_COLUMN:
-                self._detach(gone.table, row.external_ids.get(PARENT_KEY, ""), row, created)
+            t = spec(gone.table)
+            if t.is_child:
+                holder = t.holder(row.external_ids.get(PARENT_TABLE_KEY, ""))
+                self._detach(holder, row.external_ids.get(PARENT_KEY, ""), row, created)
+            for table, column in strong_referrers(gone.table):
+                for referrer in self.api.tables[table].rows.values():
+                    if row in getattr(referrer, column):
+                        referrer.delvalue(column, row)
             row.delete()
             changed += 1
         self.result = changed
 
-    def _attach(self, table: str, parent: str, row: Any, created: dict[RowKey, Any]) -> None:
-        parent_table, column = PARENT_COLUMN[table]
-        holder = self._lookup(parent_table, parent, created)
-        if holder is None:
-            raise RuntimeError(
-                f"{table} {row_name(table, row)!r}: parent {parent_table} {parent!r} missing"
-            )
-        holder.addvalue(column, row)
+    def _resolve(self, table: str, name: str, want: DesiredRow, created: dict[RowKey, Any]) -> Any:
+        row = self._lookup(table, name, created)
+        if row is None:
+            raise RuntimeError(f"{want.table} {want.name!r} references {table} {name!r}: missing")
+        return row
 
-    def _reparent(
-        self, table: str, old: str, new: str, row: Any, created: dict[RowKey, Any]
-    ) -> None:
-        parent_table, column = PARENT_COLUMN[table]
-        holder = self._lookup(parent_table, new, created)
-        if holder is not None and row in getattr(holder, column):
+    def _attach(self, holder: Holder, parent: str, row: Any, created: dict[RowKey, Any]) -> None:
+        parent_row = self._lookup(holder.table, parent, created)
+        if parent_row is None:
+            raise RuntimeError(f"{row_name(row._table.name, row)!r}: parent {holder.table} "
+                               f"{parent!r} missing")  # fmt: skip
+        parent_row.addvalue(holder.column, row)
+
+    def _reparent(self, want: DesiredRow, row: Any, created: dict[RowKey, Any]) -> None:
+        holder = want.holder
+        parent_row = self._lookup(holder.table, want.parent, created)
+        if parent_row is not None and row in getattr(parent_row, holder.column):
             return
-        self._detach(table, "", row, created)
-        self._attach(table, new, row, created)
+        for h in spec(want.table).held_by:
+            self._detach(h, "", row, created)
+        self._attach(holder, want.parent, row, created)
 
-    def _detach(self, table: str, parent: str, row: Any, created: dict[RowKey, Any]) -> None:
-        parent_table, column = PARENT_COLUMN[table]
-        holder = self._lookup(parent_table, parent, created) if parent else None
-        if holder is not None:
-            holder.delvalue(column, row)
+    def _detach(self, holder: Holder, parent: str, row: Any, created: dict[RowKey, Any]) -> None:
+        parent_row = self._lookup(holder.table, parent, created) if parent else None
+        if parent_row is not None:
+            parent_row.delvalue(holder.column, row)
             return
         # Parent unknown (stamp missing): find whoever references the row.
-        for candidate in self.api.tables[parent_table].rows.values():
-            if row in getattr(candidate, column):
-                candidate.delvalue(column, row)
+        for candidate in self.api.tables[holder.table].rows.values():
+            if row in getattr(candidate, holder.column):
+                candidate.delvalue(holder.column, row)
 
 
 class _Idl(connection.OvsdbIdl):  # type: ignore[misc]
@@ -256,8 +280,10 @@ class NbClient:
 
     def _connect(self) -> None:
         helper = idlutils.get_schema_helper(self.remote, "OVN_Northbound")
-        for table, columns in COLUMNS.items():
-            helper.register_columns(table, columns)
+        # Monitoring only the columns kovn reads keeps the replica (and the
+        # initial download at start-up) small.
+        for t in TABLES.values():
+            helper.register_columns(t.name, t.columns())
         idl = _Idl(self.remote, helper)
         conn = connection.Connection(idl, timeout=self.timeout)
         # ovsdbapp keeps the connection on the API *class*; a private

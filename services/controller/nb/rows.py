@@ -1,8 +1,8 @@
 """Desired NB rows as plain, hashable data.
 
 Every row kovn writes is stamped in `external_ids` with its owner
-(`kovn-owner`), its parent (`kovn-parent`, the switch or router holding it)
-and a hash of everything kovn sets (`kovn-hash`). Comparing hashes is how a
+(`kovn-owner`), its parent (`kovn-parent`, the row holding a child, see
+`nb.tables`) and a hash of everything kovn sets (`kovn-hash`). Comparing hashes is how a
 reconcile finds drift without comparing columns one by one, and how a
 restart with nothing changed writes nothing.
 """
@@ -12,68 +12,52 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+
+from services.controller.nb.tables import ColumnValue, Holder, spec
 
 OWNER_KEY = "kovn-owner"
 HASH_KEY = "kovn-hash"
 PARENT_KEY = "kovn-parent"
 
-Table = Literal[
-    "Logical_Switch",
-    "Logical_Switch_Port",
-    "Logical_Router",
-    "Logical_Router_Port",
-    "ACL",
-    "Address_Set",
-    "Logical_Router_Policy",
-    "Logical_Router_Static_Route",
-]
-ColumnValue = str | int | bool | list[str] | dict[str, str]
-
 #: Tables without a unique `name` column: kovn names their rows in
 #: external_ids instead.
 NAME_KEY = "kovn-name"
-NAMED_IN_IDS = frozenset({"ACL", "Logical_Router_Policy", "Logical_Router_Static_Route"})
-
-#: Columns kovn sets on each table, with the value meaning "unset". A row's
-#: digest covers exactly these, so a hand edit of any of them is drift.
-MANAGED_COLUMNS: dict[str, dict[str, ColumnValue]] = {
-    "Logical_Switch": {},
-    "Logical_Router": {},
-    "Logical_Switch_Port": {"type": "", "addresses": [], "port_security": [], "options": {}},
-    "Logical_Router_Port": {"mac": "", "networks": []},
-    "ACL": {"direction": "", "priority": 0, "match": "", "action": ""},
-    "Address_Set": {"addresses": []},
-    "Logical_Router_Policy": {"priority": 0, "match": "", "action": "", "nexthops": []},
-    "Logical_Router_Static_Route": {"ip_prefix": "", "nexthop": ""},
-}
-
-#: Which column of which parent table holds rows of a child table.
-PARENT_COLUMN: dict[str, tuple[str, str]] = {
-    "Logical_Switch_Port": ("Logical_Switch", "ports"),
-    "Logical_Router_Port": ("Logical_Router", "ports"),
-    "ACL": ("Logical_Switch", "acls"),
-    "Logical_Router_Policy": ("Logical_Router", "policies"),
-    "Logical_Router_Static_Route": ("Logical_Router", "static_routes"),
-}
+#: The parent's table, stamped when a child's table has several holders.
+PARENT_TABLE_KEY = "kovn-parent-table"
 
 
 @dataclass(frozen=True)
 class DesiredRow:
     """One NB row as kovn wants it; `name` is unique within `table`."""
 
-    table: Table
+    table: str
     name: str
     owner: str
+    #: Managed columns; a reference column (TableSpec.refs) lists row names.
     columns: dict[str, ColumnValue] = field(default_factory=dict, hash=False)
-    #: Name of the parent row (switch for a port, router for a router port).
+    #: Name of the parent row of a child (the switch of a port, ...).
     parent: str = ""
+    #: The parent's table when the child's table has several holders
+    #: (an ACL in a Port_Group rather than a Logical_Switch); "" = default.
+    parent_table: str = ""
     #: external_ids kovn sets besides its own stamps (e.g. pod, node).
     labels: dict[str, str] = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        t = spec(self.table)  # an unknown table fails here, not in a txn
+        if t.is_child != bool(self.parent):
+            raise ValueError(f"{self.table} {self.name!r}: a parent is needed exactly for children")
+        unknown = set(self.columns) - set(t.managed)
+        if unknown:
+            raise ValueError(f"{self.table} {self.name!r}: unmanaged columns {sorted(unknown)}")
+
+    @property
+    def holder(self) -> Holder:
+        return spec(self.table).holder(self.parent_table)
+
     def full_columns(self) -> dict[str, ColumnValue]:
         """Every managed column, unset ones at their empty value."""
-        full = dict(MANAGED_COLUMNS[self.table])
+        full = dict(spec(self.table).managed)
         full.update(self.columns)
         return full
 
@@ -81,17 +65,24 @@ class DesiredRow:
     def digest(self) -> str:
         """Hash of everything kovn sets on this row."""
         return row_digest(
-            self.table, self.name, self.owner, self.parent, self.full_columns(), self.labels
+            self.table, self.name, self.owner, self._parent_id(), self.full_columns(), self.labels
         )
+
+    def _parent_id(self) -> str:
+        if self.parent and self.parent_table:
+            return f"{self.parent_table}:{self.parent}"
+        return self.parent
 
     def external_ids(self) -> dict[str, str]:
         ids = dict(self.labels)
         ids[OWNER_KEY] = self.owner
         ids[HASH_KEY] = self.digest
-        if self.table in NAMED_IN_IDS:
+        if spec(self.table).named_in_ids:
             ids[NAME_KEY] = self.name
         if self.parent:
             ids[PARENT_KEY] = self.parent
+        if self.parent_table:
+            ids[PARENT_TABLE_KEY] = self.parent_table
         return ids
 
 
@@ -122,6 +113,8 @@ class OwnedRow:
     #: so edits made behind kovn's back show up as a difference.
     digest: str
     parent: str
+    #: The parent's table when it is not the child table's default holder.
+    parent_table: str = ""
 
 
 RowKey = tuple[str, str]  # (table, name)
@@ -166,5 +159,5 @@ def diff(
         plan.remove.append(have)
     # Children before parents on removal keeps references valid within a txn
     # regardless of order, but deterministic order makes logs readable.
-    plan.remove.sort(key=lambda r: (r.table not in PARENT_COLUMN, r.table, r.name))
+    plan.remove.sort(key=lambda r: (not spec(r.table).is_child, r.table, r.name))
     return plan

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.controller import topology
+from services.controller.topology.ports import NicAddress, pod_port_row
+from services.controller.topology.subnet import router_row, subnet_rows
 from services.controller.nb.client import NbClient
 from services.controller.nb.rows import DesiredRow, diff
 from services.controller.nb.writer import NbWriter
@@ -30,12 +31,12 @@ async def nb(tmp_path: Path) -> AsyncIterator[tuple[NbClient, str]]:
 
 def _topology(pods: int) -> list[DesiredRow]:
     spec = internal_subnet("ovn-default", "10.16.0.0/16")
-    rows = [topology.router_row(), *topology.subnet_rows(spec)]
+    rows = [router_row(), *subnet_rows(spec)]
     for i in range(pods):
-        addr = topology.NicAddress(
+        addr = NicAddress(
             f"0a:00:00:00:{i // 256:02x}:{i % 256:02x}", (f"10.16.{i // 250}.{i % 250 + 2}/16",)
         )
-        rows.append(topology.pod_port_row("ns", f"p{i}", "", "ovn-default", addr, "node1"))
+        rows.append(pod_port_row("ns", f"p{i}", "", "ovn-default", addr, "node1"))
     return rows
 
 
@@ -92,9 +93,9 @@ async def test_drift_and_orphans_are_repaired_foreign_rows_kept(nb: tuple[NbClie
 async def test_port_moves_between_switches(nb: tuple[NbClient, str]) -> None:
     client, remote = nb
     other = internal_subnet("other", "10.17.0.0/16")
-    await client.apply([*_topology(1), *topology.subnet_rows(other)], [])
-    addr = topology.NicAddress("0a:00:00:00:09:09", ("10.17.0.5/16",))
-    moved = topology.pod_port_row("ns", "p0", "", "other", addr, "node2")
+    await client.apply([*_topology(1), *subnet_rows(other)], [])
+    addr = NicAddress("0a:00:00:00:09:09", ("10.17.0.5/16",))
+    moved = pod_port_row("ns", "p0", "", "other", addr, "node2")
     assert await client.apply([moved], []) == 1
     assert "p0.ns" not in nbctl(
         remote, "--bare", "--columns=ports", "list", "Logical_Switch", "ovn-default"
@@ -125,8 +126,8 @@ async def test_writer_isolates_a_failing_request(nb: tuple[NbClient, str]) -> No
     writer = NbWriter(client)
     await writer.write(_topology(0))
     good = _topology(2)[-1]
-    addr = topology.NicAddress("0a:00:00:00:09:09", ("10.99.0.5/16",))
-    bad = topology.pod_port_row("ns", "orphan", "", "no-such-switch", addr, "node1")
+    addr = NicAddress("0a:00:00:00:09:09", ("10.99.0.5/16",))
+    bad = pod_port_row("ns", "orphan", "", "no-such-switch", addr, "node1")
     results = await asyncio.gather(
         writer.write([bad]), writer.write([good]), return_exceptions=True
     )

@@ -40,7 +40,7 @@ async def _pod_before_binding(
     again the pod's network is returned."""
 
     async def namespace_seen() -> bool:
-        return replica.ctx.informers.namespaces.get(namespace) is not None
+        return replica.ctx.informers["namespaces"].get(namespace) is not None
 
     await until(namespace_seen, what=f"the replica has seen namespace {namespace}")
     await informer.stop()
@@ -70,7 +70,7 @@ async def test_pod_seen_before_its_namespaces_subnet_still_gets_that_subnet(
     net = await _pod_before_binding(
         cluster,
         replica,
-        replica.ctx.informers.subnets,
+        replica.ctx.informers["subnets"],
         lambda: cluster.subnet("late-net", cidrBlock="10.70.0.0/24", namespaces=["late"]),
         "late",
     )
@@ -93,7 +93,7 @@ async def test_pod_seen_before_its_namespaces_ippool_still_gets_a_pool_address(
     net = await _pod_before_binding(
         cluster,
         replica,
-        replica.ctx.informers.ippools,
+        replica.ctx.informers["ippools"],
         lambda: cluster.ippool(
             "late-pool", subnet="pool-net", ips=["10.71.0.77"], namespaces=["late-pool"]
         ),

@@ -94,7 +94,7 @@ async def test_unknown_pod_and_bad_requests_fail_precisely(cluster: Cluster) -> 
     )
 
     async def hostnet_seen() -> bool:
-        return replica.ctx.informers.pods.get("default/hostnet") is not None
+        return replica.ctx.informers["pods"].get("default/hostnet") is not None
 
     await until(hostnet_seen, what="hostnet pod cached")
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -282,7 +282,7 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
     for i in range(20):
         await _network(replica, "default", f"p{i}")
     assert replica.service.last_resync.written == 0
-    assert replica.ctx.writer.rows_written == 0
+    assert replica.ctx.sync.writer.rows_written == 0
     after = {
         i: (await cluster.get_pod("default", f"p{i}"))["metadata"]["resourceVersion"]
         for i in range(20)
@@ -291,13 +291,15 @@ async def test_restart_with_nothing_changed_writes_nothing(cluster: Cluster) -> 
     # Drift behind kovn's back is repaired by the next resync, and only that row.
     cluster.nbctl("lsp-set-addresses", "p3.default", "0a:00:00:00:00:99 10.20.9.9")
     from services.controller.nb.rows import diff
-    from services.controller.resync import desired_rows, resync
+
+    registry = replica.service.registry
+    assert registry is not None
 
     async def drift_seen() -> bool:  # the IDL replica updates on its own thread
-        return len(diff(desired_rows(replica.ctx), await replica.ctx.nb.snapshot())) > 0
+        return len(diff(registry.desired_rows(), await replica.ctx.nb.snapshot())) > 0
 
     await until(drift_seen, what="the replica sees the hand edit")
-    result = await resync(replica.ctx)
+    result = await replica.ctx.sync.resync(registry.desired_rows())
     assert (result.ensured, result.removed, result.written) == (1, 0, 1)
     assert "10.20.9.9" not in cluster.nbctl("get", "Logical_Switch_Port", "p3.default", "addresses")
 
@@ -422,7 +424,7 @@ async def test_recreated_pod_gets_its_own_answer(cluster: Cluster) -> None:
 
 
 async def test_private_subnet_isolation_traced_through_ovn(cluster: Cluster) -> None:
-    from services.controller.topology import router_mac
+    from services.controller.topology.names import router_mac
 
     await cluster.node("n1")
     for ns in ("privns", "friendns"):
@@ -477,7 +479,7 @@ async def test_private_subnet_isolation_traced_through_ovn(cluster: Cluster) -> 
 
 
 async def test_gc_never_frees_the_address_of_a_terminating_pod(cluster: Cluster) -> None:
-    from services.controller.resync import collect_garbage
+    from services.controller.allocations import collect_garbage
 
     await cluster.node("n1")
     replica = await cluster.start_replica()
@@ -489,7 +491,7 @@ async def test_gc_never_frees_the_address_of_a_terminating_pod(cluster: Cluster)
     assert pod["metadata"].get("deletionTimestamp")
 
     async def terminating_seen() -> bool:
-        cached = replica.ctx.informers.pods.get("default/leaving")
+        cached = replica.ctx.informers["pods"].get("default/leaving")
         return bool(cached and cached["metadata"].get("deletionTimestamp"))
 
     await until(terminating_seen, what="the controller sees the pod terminating")
@@ -507,7 +509,7 @@ async def test_gc_never_frees_the_address_of_a_terminating_pod(cluster: Cluster)
 
 
 async def test_distributed_egress_leaves_through_the_pods_node(cluster: Cluster) -> None:
-    from services.controller.topology import address_set_name, router_mac
+    from services.controller.topology.names import address_set_name, router_mac
 
     await cluster.node("n1")
     await cluster.node("n2")

@@ -8,7 +8,8 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.controller import annotations as ann
-from services.controller import topology
+from services.controller.topology.ports import NicAddress, pod_port_row
+from services.controller.topology.subnet import router_row, subnet_rows
 from services.controller.subnet_spec import overlaps, parse_pool, parse_subnet
 
 
@@ -84,15 +85,15 @@ def test_annotations_read_kube_ovn_aliases_and_prefer_kovn() -> None:
 
 def test_translation_is_deterministic_and_stamps_owner() -> None:
     spec = parse_subnet(subnet("s1", cidrBlock="10.20.0.0/16"))
-    rows = topology.subnet_rows(spec)
-    assert [r.digest for r in rows] == [r.digest for r in topology.subnet_rows(spec)]
+    rows = subnet_rows(spec)
+    assert [r.digest for r in rows] == [r.digest for r in subnet_rows(spec)]
     assert {r.owner for r in rows} == {"subnet/s1"}
     lrp = rows[1]
     assert lrp.columns["networks"] == ["10.20.0.1/16"]
-    addr = topology.NicAddress("0a:00:00:00:00:05", ("10.20.0.5/16",))
-    port = topology.pod_port_row("ns", "web", "", "s1", addr, "n1")
+    addr = NicAddress("0a:00:00:00:00:05", ("10.20.0.5/16",))
+    port = pod_port_row("ns", "web", "", "s1", addr, "n1")
     assert port.name == "web.ns"
     assert port.columns["port_security"] == ["0a:00:00:00:00:05 10.20.0.5"]
     assert port.external_ids()["kovn-owner"] == "pod/ns/web/eth0"
-    moved = topology.pod_port_row("ns", "web", "", "s1", addr, "n2")
+    moved = pod_port_row("ns", "web", "", "s1", addr, "n2")
     assert moved.digest != port.digest

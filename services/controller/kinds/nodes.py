@@ -1,4 +1,4 @@
-"""Node reconciler: each node gets a join port for its `kovn0`.
+"""The Node kind: each node gets a join port for its `kovn0`.
 
 The join address comes from ipam (owner: join subnet, namespace "kovn.nodes", pod =
 node name, nic "kovn0"), the port lives on the join switch bound to the
@@ -8,14 +8,19 @@ GetNodeNetwork.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
+from services.api.ipam.v1 import ipam_pb2
 from services.common.kube import KubeError, resource_path
 from services.controller import annotations as ann
-from services.controller import metrics, topology
-from services.controller.context import Context, NicNetwork
+from services.controller import metrics
+from services.controller.context import NicNetwork
+from services.controller.informer import trim_node
 from services.controller.ipam_client import owner
-from services.controller.nb.rows import OwnedRow
+from services.controller.kind import Kind, Watch
+from services.controller.nb.rows import DesiredRow
+from services.controller.topology import names
+from services.controller.topology.ports import NicAddress, node_port_row
 
 JOIN_NIC = "kovn0"
 # Node allocations live in a namespace no Kubernetes namespace can have
@@ -23,32 +28,40 @@ JOIN_NIC = "kovn0"
 NODE_NAMESPACE = "kovn.nodes"
 
 
-def node_owner(join: str, node: str) -> tuple[str, str, str, str]:
+def join_owner(join: str, node: str) -> tuple[str, str, str, str]:
     return (join, NODE_NAMESPACE, node, JOIN_NIC)
 
 
-class NodeReconciler:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+NODES = Watch("nodes", "", "v1", "nodes", transform=trim_node)
+
+
+class Nodes(Kind):
+    name = "node"
+    watch = NODES
+    workers = 8
+
+    def desired_rows(self) -> Iterable[DesiredRow]:
+        ctx = self.ctx
+        for node, alloc in ctx.node_allocations.items():
+            if ctx.informers["nodes"].get(node) is not None:
+                yield node_port_row(node, ctx.join.name, _address(alloc))
 
     async def reconcile(self, key: Hashable) -> None:
         ctx = self.ctx
         name = str(key)
-        node = ctx.informers.nodes.get(name)
+        node = ctx.informers["nodes"].get(name)
         join = ctx.join
         if node is None:
             await self.forget(name)
             return
         alloc = ctx.node_allocations.get(name)
         if alloc is None:
-            alloc = await ctx.ipam.allocate(owner(*node_owner(join.name, name)))
+            alloc = await ctx.ipam.allocate(owner(*join_owner(join.name, name)))
             ctx.node_allocations[name] = alloc
         addresses = tuple(a.address for a in alloc.addresses)
         gateways = tuple(a.gateway for a in alloc.addresses)
-        row = topology.node_port_row(name, join.name, topology.NicAddress(alloc.mac, addresses))
-        if ctx.nb_known.get((row.table, row.name)) != row.digest:
-            await ctx.writer.write([row])
-            ctx.nb_known[(row.table, row.name)] = row.digest
+        row = node_port_row(name, join.name, _address(alloc))
+        await ctx.sync.sync(names.node_owner(name), [row])
         annotations = (node.get("metadata") or {}).get("annotations") or {}
         want = {
             ann.key(ann.JOIN_IP): ",".join(a.ip for a in alloc.addresses),
@@ -69,7 +82,7 @@ class NodeReconciler:
                 if exc.status == 404:
                     return
                 raise
-        ctx.egress_dirty(name)
+        ctx.queues.changed(self.name, name)
         ctx.node_board.ready(
             name,
             NicNetwork(
@@ -89,12 +102,12 @@ class NodeReconciler:
 
     async def forget(self, name: str) -> None:
         ctx = self.ctx
-        port = topology.node_port_name(name)
-        ctx.nb_known.pop(("Logical_Switch_Port", port), None)
-        await ctx.writer.write(
-            remove=[OwnedRow("Logical_Switch_Port", port, f"node/{name}", "", "")]
-        )
+        await ctx.sync.remove(names.node_owner(name))
         ctx.node_allocations.pop(name, None)
-        await ctx.ipam.release(owner(*node_owner(ctx.join.name, name)))
+        await ctx.ipam.release(owner(*join_owner(ctx.join.name, name)))
         ctx.node_board.clear(name)
-        ctx.egress_dirty(name)
+        ctx.queues.changed(self.name, name)
+
+
+def _address(alloc: ipam_pb2.Allocation) -> NicAddress:
+    return NicAddress(alloc.mac, tuple(a.address for a in alloc.addresses))

@@ -1,0 +1,86 @@
+"""Every NB row name and owner string kovn uses, built in one place.
+
+An owner string is how `nb.sync` knows which rows belong to whom: a
+reconciler asks for "the rows of owner X" and a resync groups desired rows
+by the same strings. If two modules spelled one owner or one row name
+differently, a restart would see drift that is not there, or leave rows
+behind that nobody claims. So nothing outside this module formats them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+CLUSTER_ROUTER = "kovn-cluster"
+EGRESS_PRIORITY = 29000
+
+
+# -- owners -----------------------------------------------------------------
+
+
+def router_owner() -> str:
+    return f"router/{CLUSTER_ROUTER}"
+
+
+def subnet_owner(subnet: str) -> str:
+    return f"subnet/{subnet}"
+
+
+def pod_owner(namespace: str, pod: str, nic: str = "") -> str:
+    return f"pod/{namespace}/{pod}/{nic or 'eth0'}"
+
+
+def node_owner(node: str) -> str:
+    return f"node/{node}"
+
+
+def egress_owner(node: str) -> str:
+    return f"egress/{node}"
+
+
+# -- row names --------------------------------------------------------------
+
+
+def router_port_name(subnet: str) -> str:
+    return f"{CLUSTER_ROUTER}-{subnet}"
+
+
+def switch_router_port_name(subnet: str) -> str:
+    return f"{subnet}-{CLUSTER_ROUTER}"
+
+
+def pod_port_name(namespace: str, pod: str, nic: str = "") -> str:
+    """LSP name of a pod NIC (Kube-OVN's `<pod>.<namespace>` for eth0)."""
+    if nic in ("", "eth0"):
+        return f"{pod}.{namespace}"
+    return f"{pod}.{namespace}.{nic}"
+
+
+def node_port_name(node: str) -> str:
+    return f"node-{node}"
+
+
+def private_acl_name(subnet: str, family: str, rule: str) -> str:
+    """A private subnet's ACL: family "ip4"/"ip6", rule "egress"/"allow"/"drop"."""
+    return f"{subnet}/private-{family}-{rule}"
+
+
+def default_route_name(version: int) -> str:
+    return f"default-route/ip{version}"
+
+
+def address_set_name(node: str, family: int) -> str:
+    """An OVN identifier for a node's pod addresses ($name in matches)."""
+    safe = "".join(c if c.isalnum() else "_" for c in node)
+    digest = hashlib.blake2b(node.encode(), digest_size=3).hexdigest()
+    return f"kovn_node_{safe}_{digest}_ip{family}"
+
+
+def egress_policy_name(node: str, family: int) -> str:
+    return f"egress/{node}/ip{family}"
+
+
+def router_mac(subnet: str) -> str:
+    """A stable locally administered unicast MAC for a subnet's router port."""
+    digest = hashlib.blake2b(subnet.encode(), digest_size=4).digest()
+    return "0a:5e:" + ":".join(f"{b:02x}" for b in digest)
