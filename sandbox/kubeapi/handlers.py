@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (messages quote the real API server word for word)
 """HTTP routing and the REST verbs: Kubernetes' protocol on aiohttp.
 
 URLs are resolved against the registry (so CRD resources appear the moment
@@ -17,16 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-import yaml
 from aiohttp import web
 from multidict import MultiDict
 
-from . import discovery, kinds, tables
+from . import discovery, kinds, params, tables
 from .errors import ApiError, bad_request
 from .metrics import Metrics
-from .options import DeleteOptions, WriteOptions
+from .options import DeleteOptions
 from .resources import NS_GR, ResourceType
-from .selectors import parse_field_selector, parse_label_selector
 from .store import Entry, Obj, Watcher, dumps
 from .verbs import Api
 from .watch import stream
@@ -57,27 +54,6 @@ def _error(err: ApiError) -> web.Response:
     return web.Response(body=dumps(err.status()), status=err.code, content_type=_JSON)
 
 
-def _accept(request: web.Request) -> str:
-    """'table', 'partial' or 'object', from the Accept header's as= parameter."""
-    acc = request.headers.get("Accept", "")
-    for part in acc.split(","):
-        params = {
-            k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])
-        }
-        as_ = params.get("as")
-        if as_ == "Table" and params.get("g") == "meta.k8s.io":
-            return "table"
-        if (
-            as_ in ("PartialObjectMetadata", "PartialObjectMetadataList")
-            and params.get("g") == "meta.k8s.io"
-        ):
-            return "partial"
-        mime = part.split(";")[0].strip()
-        if mime in ("application/json", "*/*", "application/*", "") and not as_:
-            return "object"
-    return "object"
-
-
 _SUBRESOURCE_METHODS = {
     "status": ("GET", "PUT", "PATCH"),
     "binding": ("POST",),
@@ -100,35 +76,6 @@ def _not_allowed() -> ApiError:
     return ApiError(
         405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
     )
-
-
-def _too_large(want: int, current: int) -> ApiError:
-    return ApiError(
-        504,
-        f"Too large resource version: {want}, current: {current}",
-        "Timeout",
-        {
-            "causes": [
-                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
-            ],
-            "retryAfterSeconds": 1,
-        },
-    )
-
-
-def _bool(v: str | None) -> bool:
-    """Go's strconv.ParseBool, which the real server uses for query flags."""
-    return v in ("1", "t", "T", "true", "TRUE", "True")
-
-
-def _int_param(q: Any, name: str) -> int | None:
-    v = q.get(name)
-    if v in (None, ""):
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        raise bad_request(f'invalid value for {name}: "{v}": must be an integer') from None
 
 
 class Http:
@@ -264,7 +211,7 @@ class Http:
         rt = t.rt
         if t.sub and m not in _SUBRESOURCE_METHODS.get(t.sub, ()):
             raise _not_allowed()
-        if t.watch_path or (m == "GET" and not t.sub and _bool(q.get("watch"))):
+        if t.watch_path or (m == "GET" and not t.sub and params.flag(q.get("watch"))):
             if t.name:
                 q = MultiDict(q)
                 fs = q.get("fieldSelector", "")
@@ -280,7 +227,7 @@ class Http:
             if t.sub == "eviction":
                 # No PodDisruptionBudgets here: an eviction is a delete with
                 # the eviction's options.
-                body = await self._body(request)
+                body = await params.read_body(request)
                 if not isinstance(body, dict):
                     raise bad_request("the body of an eviction must be a JSON object")
                 opts = body.get("deleteOptions") or {}
@@ -298,20 +245,22 @@ class Http:
                 )
                 return _json(_success(code=201), 201)
             if t.sub == "binding":
-                body = await self._body(request)
+                body = await params.read_body(request)
                 await self.api.writes.bind(rt, t.ns or "", t.name, body)
                 return _json(_success(code=201), 201)
             if t.name:
                 raise _not_allowed()
             if rt.namespaced and t.ns is None:
                 raise _NOT_FOUND
-            body = await self._body(request)
-            obj, warnings = await self.api.writes.create(rt, t.ns or "", body, self._write_opts(q))
+            body = await params.read_body(request)
+            obj, warnings = await self.api.writes.create(
+                rt, t.ns or "", body, params.write_options(q)
+            )
             return _json(self._out(rt, obj), 201, warnings)
         if m == "PUT":
             if not t.name:
                 raise _not_allowed()
-            body = await self._body(request)
+            body = await params.read_body(request)
             if t.sub == "finalize":
                 obj = await self.api.deletes.finalize_namespace(t.name, body)
                 return _json(obj)
@@ -321,7 +270,7 @@ class Http:
                 t.name,
                 body,
                 t.sub if t.sub == "status" else "",
-                self._write_opts(q),
+                params.write_options(q),
             )
             return _json(self._out(rt, obj), 201 if created else 200, warnings)
         if m == "PATCH":
@@ -336,16 +285,15 @@ class Http:
                 ctype,
                 raw,
                 t.sub if t.sub == "status" else "",
-                self._write_opts(q),
+                params.write_options(q),
             )
             return _json(self._out(rt, obj), 200, warnings)
         if m == "DELETE":
-            opts = await self._delete_opts(request)
+            opts = await params.delete_options(request)
             if not t.name:
                 if rt.namespaced and t.ns is None:
                     raise _NOT_FOUND
-                labels = parse_label_selector(q.get("labelSelector"))
-                fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
+                labels, fields = params.selectors(q, rt)
                 await self.api.deletes.delete_collection(rt, t.ns, labels, fields, opts)
                 return _json(_success())
             obj, removed = await self.api.deletes.delete(rt, t.ns or "", t.name, opts)
@@ -361,69 +309,6 @@ class Http:
         raise _not_allowed()
 
     @staticmethod
-    def _desc(rt: ResourceType) -> str:
-        return f"{rt.group}/{rt.version}, Resource={rt.plural}"
-
-    @staticmethod
-    async def _body(request: web.Request) -> Any:
-        raw = await request.read()
-        ctype = request.headers.get("Content-Type", _JSON).split(";")[0].strip().lower()
-        try:
-            if ctype in ("application/json", ""):
-                return json.loads(raw)
-            if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-                return yaml.safe_load(raw)
-        except (ValueError, yaml.YAMLError) as e:
-            raise bad_request(f"error decoding request body: {e}") from None
-        raise ApiError(
-            415,
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-            "UnsupportedMediaType",
-        )
-
-    @staticmethod
-    def _write_opts(q: Any) -> WriteOptions:
-        fv = q.get("fieldValidation") or "Warn"
-        if fv not in ("Ignore", "Warn", "Strict"):
-            raise bad_request(
-                f'fieldValidation: Unsupported value: "{fv}": supported values: "Ignore", "Strict", "Warn"'
-            )
-        dry = q.getall("dryRun", [])
-        for d in dry:
-            if d != "All":
-                raise bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
-        return WriteOptions(
-            dry_run=bool(dry), field_validation=fv, field_manager=q.get("fieldManager", "")
-        )
-
-    async def _delete_opts(self, request: web.Request) -> DeleteOptions:
-        q = request.query
-        body: Obj = {}
-        if request.can_read_body:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError as e:
-                    raise bad_request(f"error decoding DeleteOptions: {e}") from None
-                if not isinstance(body, dict):
-                    raise bad_request("DeleteOptions must be a JSON object")
-        grace = body.get("gracePeriodSeconds")
-        qgrace = _int_param(q, "gracePeriodSeconds")
-        if qgrace is not None:
-            grace = qgrace
-        pre = body.get("preconditions") or {}
-        dry = body.get("dryRun") or q.getall("dryRun", [])
-        return DeleteOptions(
-            grace_period=grace,
-            precondition_uid=pre.get("uid"),
-            precondition_rv=pre.get("resourceVersion"),
-            propagation=body.get("propagationPolicy") or q.get("propagationPolicy"),
-            dry_run=bool(dry),
-        )
-
-    # ---- rendering ---------------------------------------------------------
-    @staticmethod
     def _out(rt: ResourceType, obj: Obj) -> Obj:
         """A custom object read through another served version."""
         if rt.custom and obj.get("apiVersion") != rt.api_version:
@@ -436,7 +321,7 @@ class Http:
         return e.raw
 
     def _render_one(self, request: web.Request, rt: ResourceType, e: Entry) -> web.Response:
-        mode = _accept(request)
+        mode = params.accept_mode(request)
         if mode == "table":
             include = request.query.get("includeObject", "Metadata")
             meta = {"resourceVersion": e.obj["metadata"]["resourceVersion"]}
@@ -445,46 +330,19 @@ class Http:
             return _json(tables.partial_metadata(e.obj))
         return web.Response(body=self._raw(rt, e), content_type=_JSON)
 
-    def _check_list_version(self, rv: str, match: str) -> None:
-        """resourceVersion/resourceVersionMatch on a list. The store keeps no
-        old snapshots: an exact older version is 410 Gone, a version from
-        the future is 504 as the real server answers once its wait runs out."""
-        if match and not rv:
-            raise bad_request(
-                "resourceVersionMatch is forbidden unless resourceVersion is provided"
-            )
-        if match not in ("", "Exact", "NotOlderThan"):
-            raise bad_request(
-                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"'
-            )
-        if rv in ("", "0"):
-            if match == "Exact":
-                raise bad_request(
-                    'resourceVersionMatch "Exact" is forbidden for resourceVersion "0"'
-                )
-            return
-        try:
-            want = int(rv)
-        except ValueError:
-            raise bad_request(f'invalid resource version: "{rv}"') from None
-        current = self.api.store.rv
-        if want > current:
-            raise _too_large(want, current)
-        if match == "Exact" and want != current:
-            raise ApiError(410, f"too old resource version: {want} ({current})", "Expired")
-
     def _list(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
         q = request.query
-        labels = parse_label_selector(q.get("labelSelector"))
-        fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
-        limit = _int_param(q, "limit") or 0
-        self._check_list_version(q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""))
+        labels, fields = params.selectors(q, rt)
+        limit = params.int_param(q, "limit") or 0
+        params.check_list_version(
+            q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""), self.api.store.rv
+        )
         res = self.api.lists.list_objects(rt, ns, labels, fields, limit, q.get("continue", ""))
         meta: Obj = {"resourceVersion": str(res.rv)}
         if res.continue_token:
             meta["continue"] = res.continue_token
             meta["remainingItemCount"] = res.remaining
-        mode = _accept(request)
+        mode = params.accept_mode(request)
         if mode == "table":
             include = q.get("includeObject", "Metadata")
             return _json(tables.table(rt, [self._out(rt, e.obj) for e in res.items], include, meta))
@@ -503,13 +361,12 @@ class Http:
 
     # ---- watch -------------------------------------------------------------
     async def _watch(
-        self, request: web.Request, rt: ResourceType, ns: str | None, q: Any
+        self, request: web.Request, rt: ResourceType, ns: str | None, q: params.Query
     ) -> web.StreamResponse:
-        labels = parse_label_selector(q.get("labelSelector"))
-        fields = parse_field_selector(q.get("fieldSelector"), rt.gr, self._desc(rt))
-        timeout = _int_param(q, "timeoutSeconds")
-        bookmarks = _bool(q.get("allowWatchBookmarks"))
-        send_initial = _bool(q.get("sendInitialEvents"))
+        labels, fields = params.selectors(q, rt)
+        timeout = params.int_param(q, "timeoutSeconds")
+        bookmarks = params.flag(q.get("allowWatchBookmarks"))
+        send_initial = params.flag(q.get("sendInitialEvents"))
         rv_param = q.get("resourceVersion", "")
         since: int | None = None
         if rv_param not in ("", "0") and not send_initial:
@@ -523,7 +380,7 @@ class Http:
                 # here the client must relist, so it gets what makes every
                 # client relist: 410 Gone, as an ERROR event like any other.
                 since = -1
-        mode = _accept(request)
+        mode = params.accept_mode(request)
         include = q.get("includeObject", "Metadata")
 
         def render(kind: str, obj: Obj, raw: bytes | None) -> bytes:
