@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 
+from services.common.errors import AlreadyExists, Conflict, KovnError, Unavailable
 from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, SubnetSpec
 
 # Raised by a store's check callback (FailedPrecondition) to refuse a change
@@ -20,37 +21,42 @@ from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, S
 AllocationCheck = Callable[[Sequence[AllocationRecord]], None]
 
 
-class StoreRefusal(Exception):
-    """The store did not apply a change because of what it holds."""
+class StoreRefusal(KovnError):
+    """The store did not apply a change because of what it holds.
+
+    The core takes refusals in and retries; each is also the typed error a
+    client should hear should one ever reach it (a holder named, or a
+    retryable conflict), never an INTERNAL.
+    """
 
 
-class OwnerExists(StoreRefusal):
+class OwnerExists(StoreRefusal, AlreadyExists):
     def __init__(self, existing: AllocationRecord) -> None:
-        super().__init__(f"owner {existing.owner.key} already allocated")
+        super().__init__(f"owner {existing.owner.key} already allocated", field="owner")
         self.existing = existing
 
 
-class AddressTaken(StoreRefusal):
+class AddressTaken(StoreRefusal, AlreadyExists):
     def __init__(self, ip: str, holder: str) -> None:
-        super().__init__(f"{ip} is held by {holder}")
+        super().__init__(f"{ip} is held by {holder}", field="ips")
         self.ip, self.holder = ip, holder
 
 
-class AddressCooling(StoreRefusal):
+class AddressCooling(StoreRefusal, Unavailable):
     """The address was released recently (by another replica) and still cools down."""
 
     def __init__(self, cooling: Cooling) -> None:
-        super().__init__(f"{cooling.ip} cools down until {cooling.until_ms} ms")
+        super().__init__(f"{cooling.ip} cools down until {cooling.until_ms} ms", field="ips")
         self.cooling = cooling
 
 
-class MacTaken(StoreRefusal):
+class MacTaken(StoreRefusal, AlreadyExists):
     def __init__(self, mac: str, holder: str) -> None:
-        super().__init__(f"{mac} is held by {holder}")
+        super().__init__(f"{mac} is held by {holder}", field="mac")
         self.mac, self.holder = mac, holder
 
 
-class SubnetChanged(StoreRefusal):
+class SubnetChanged(StoreRefusal, Conflict):
     """The subnet was changed or deleted after the allocator read it."""
 
 

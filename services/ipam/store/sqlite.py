@@ -131,7 +131,7 @@ class _Writer(threading.Thread):
                 except Exception as err:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    results.append((fut, None, err))
+                    results.append((fut, None, _typed(err)))
                 else:
                     conn.execute("RELEASE op")
                     results.append((fut, value, None))
@@ -142,6 +142,13 @@ class _Writer(threading.Thread):
             failure = Unavailable(f"sqlite store: {err}")
             results = [(fut, None, failure) for _, fut in batch]
         return results
+
+
+def _typed(err: Exception) -> Exception:
+    """What the caller of one operation hears: the database failing is Unavailable."""
+    if isinstance(err, sqlite3.Error):
+        return Unavailable(f"sqlite store: {err}")
+    return err
 
 
 def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
