@@ -234,78 +234,54 @@ def _free_port(ip: str) -> int:
 # -- the components ----------------------------------------------------------------
 
 
-def _python() -> list[str]:
-    return [sys.executable, "-u", "-m"]
+def _run_service(
+    lay: Layout, name: str, module: str, args: list[str], ns: str | None = None
+) -> None:
+    """Start `python -m module args` as component `name` and wait until it serves."""
+    ready = _ready_file(lay, name)
+    ready.unlink(missing_ok=True)
+    argv = [sys.executable, "-u", "-m", module, *args,
+            "--ready-file", str(ready), "--log-format", "json"]  # fmt: skip
+    _wait_ready(lay, name, _spawn(lay, name, argv, ns=ns))
 
 
 def start_ipam(lay: Layout, st: Settings) -> None:
-    name = IPAM
-    _ready_file(lay, name).unlink(missing_ok=True)
-    pid = _spawn(
-        lay,
-        name,
-        [
-            *_python(), "services.ipam.main",
-            "--listen", st.ipam_target,
-            "--socket", str(ipam_socket(lay)),
-            "--store", "sqlite",
-            "--sqlite-path", str(kovn_dir(lay) / "ipam.db"),
-            "--cooldown-seconds", str(st.cooldown_seconds),
-            "--ready-file", str(_ready_file(lay, name)),
-            "--log-format", "json",
-        ],
-    )  # fmt: skip
-    _wait_ready(lay, name, pid)
+    _run_service(lay, IPAM, "services.ipam.main", [
+        "--listen", st.ipam_target,
+        "--socket", str(ipam_socket(lay)),
+        "--store", "sqlite",
+        "--sqlite-path", str(kovn_dir(lay) / "ipam.db"),
+        "--cooldown-seconds", str(st.cooldown_seconds),
+    ])  # fmt: skip
 
 
 def start_controller(lay: Layout, st: Settings) -> None:
-    name = CONTROLLER
-    _ready_file(lay, name).unlink(missing_ok=True)
-    pid = _spawn(
-        lay,
-        name,
-        [
-            *_python(), "services.controller.main",
-            "--listen", st.controller_target,
-            "--advertise", st.controller_target,
-            "--kubeconfig", lay.kubeconfig,
-            "--ipam", f"unix:{ipam_socket(lay)}",
-            "--nb", f"tcp:{lay.central_ip}:{NB_PORT}",
-            "--identity", f"{lay.name}-controller",
-            "--lease-namespace", "kube-system",
-            # One replica: after a restart it must lead again at once, not
-            # after the old holder's Lease runs out.
-            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
-            "--default-subnet-cidr", st.default_subnet_cidr,
-            "--join-cidr", st.join_cidr,
-            "--usage-period", "2",
-            "--gc-period", "30",
-            "--ready-file", str(_ready_file(lay, name)),
-            "--log-format", "json",
-        ],
-    )  # fmt: skip
-    _wait_ready(lay, name, pid)
+    _run_service(lay, CONTROLLER, "services.controller.main", [
+        "--listen", st.controller_target,
+        "--advertise", st.controller_target,
+        "--kubeconfig", lay.kubeconfig,
+        "--ipam", f"unix:{ipam_socket(lay)}",
+        "--nb", f"tcp:{lay.central_ip}:{NB_PORT}",
+        "--identity", f"{lay.name}-controller",
+        "--lease-namespace", "kube-system",
+        # One replica: after a restart it must lead again at once, not
+        # after the old holder's Lease runs out.
+        "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
+        "--default-subnet-cidr", st.default_subnet_cidr,
+        "--join-cidr", st.join_cidr,
+        "--usage-period", "2",
+        "--gc-period", "30",
+    ])  # fmt: skip
 
 
 def start_dataplane(lay: Layout, st: Settings, node: NodeLayout) -> None:
-    name = dataplane_name(node)
-    _ready_file(lay, name).unlink(missing_ok=True)
-    pid = _spawn(
-        lay,
-        name,
-        [
-            *_python(), "services.dataplane.main",
-            "--socket", str(lay.dataplane_socket(node.name)),
-            "--node-name", node.name,
-            "--ovsdb", f"unix:{lay.ovs_dir(node.name) / 'db.sock'}",
-            "--controller", st.controller_target,
-            "--metrics", f"{node.underlay_ip}:0",
-            "--ready-file", str(_ready_file(lay, name)),
-            "--log-format", "json",
-        ],
-        ns=node.netns,
-    )  # fmt: skip
-    _wait_ready(lay, name, pid)
+    _run_service(lay, dataplane_name(node), "services.dataplane.main", [
+        "--socket", str(lay.dataplane_socket(node.name)),
+        "--node-name", node.name,
+        "--ovsdb", f"unix:{lay.ovs_dir(node.name) / 'db.sock'}",
+        "--controller", st.controller_target,
+        "--metrics", f"{node.underlay_ip}:0",
+    ], ns=node.netns)  # fmt: skip
 
 
 def _starter(lay: Layout, st: Settings, name: str) -> Callable[[], None]:
