@@ -24,6 +24,7 @@ Interval = tuple[int, int]
 # Smallest subnets that still leave an allocatable address after the
 # network, broadcast (v4) and gateway addresses are taken out.
 MAX_PREFIX = {4: 30, 6: 126}
+FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 

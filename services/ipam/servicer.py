@@ -15,6 +15,7 @@ from services.common.grpc_types import Context
 from services.ipam.allocator import Usage
 from services.ipam.core import IpamCore
 from services.ipam.model import AllocationRecord, Owner, PoolSpec, SubnetSpec
+from services.ipam.request import AllocationRequest
 
 _UINT64_MAX = 2**64 - 1
 _FAMILY = {ipam_pb2.IPV4: 4, ipam_pb2.IPV6: 6}
@@ -169,13 +170,15 @@ class IpamServicer(ipam_pb2_grpc.IpamServicer):
                 raise InvalidArgument(f"{f} is not IPV4 or IPV6", field="families")
             families.append(_FAMILY[f])
         rec, reused = await self.core.allocate(
-            owner,
-            ips=list(request.ips),
-            mac=request.mac,
-            pool=request.pool,
-            families=families,
-            pod_uid=request.pod_uid,
-            container_id=request.container_id,
+            AllocationRequest(
+                owner,
+                ips=request.ips,
+                mac=request.mac,
+                pool=request.pool,
+                families=families,
+                pod_uid=request.pod_uid,
+                container_id=request.container_id,
+            )
         )
         return self.allocation_msg(rec, reused)
 

@@ -20,6 +20,7 @@ from services.common.errors import (
 )
 from services.ipam.core import IpamCore
 from services.ipam.model import Cooling, Owner, PoolSpec, SubnetSpec
+from services.ipam.request import AllocationRequest
 from tests.integration.ipam.conftest import Clock, Stores
 
 
@@ -103,7 +104,9 @@ async def test_overlapping_subnet_names_the_other(core: IpamCore) -> None:
 
 async def test_dual_stack_allocation_has_prefix_gateway_and_mac(core: IpamCore) -> None:
     await subnet(core, "net1", "10.16.0.0/24", "fd00:16::/120")
-    rec, reused = await core.allocate(pod("a"), pod_uid="uid-a", container_id="c-a")
+    rec, reused = await core.allocate(
+        AllocationRequest(pod("a"), pod_uid="uid-a", container_id="c-a")
+    )
     assert not reused
     details = list(core.address_details(rec))
     assert [(d[1], d[2], d[3]) for d in details] == [(24, "10.16.0.1", 4), (120, "fd00:16::1", 6)]
@@ -118,49 +121,51 @@ async def test_small_subnet_hands_out_exactly_the_allowed_addresses(core: IpamCo
     await subnet(core, "net1", "10.1.1.0/28", excludes=("10.1.1.5-10.1.1.6", "10.1.1.9"))
     got = set()
     for i in range(10):
-        rec, _ = await core.allocate(pod(f"p{i}"))
+        rec, _ = await core.allocate(AllocationRequest(pod(f"p{i}")))
         got.add(rec.ips[0])
     assert got == {f"10.1.1.{n}" for n in (2, 3, 4, 7, 8, 10, 11, 12, 13, 14)}
     with expect(ResourceExhausted, "owner.network", "no free IPv4"):
-        await core.allocate(pod("one-too-many"))
+        await core.allocate(AllocationRequest(pod("one-too-many")))
     assert "net1/default/one-too-many/eth0" not in core.alloc.owners
 
 
 async def test_allocate_is_idempotent_also_when_concurrent(core: IpamCore) -> None:
     await subnet(core)
-    results = await asyncio.gather(*(core.allocate(pod("same")) for _ in range(10)))
+    results = await asyncio.gather(
+        *(core.allocate(AllocationRequest(pod("same"))) for _ in range(10))
+    )
     records = {(tuple(r.ips), r.mac) for r, _ in results}
     assert len(records) == 1
     assert sum(1 for _, reused in results if not reused) == 1
-    again, reused = await core.allocate(pod("same"))
+    again, reused = await core.allocate(AllocationRequest(pod("same")))
     assert reused and (tuple(again.ips), again.mac) in records
     assert len(await core.store.list_allocations()) == 1
 
 
 async def test_fixed_ip_and_its_refusals(core: IpamCore) -> None:
     await subnet(core, "net1", "10.16.0.0/24", "fd00::/64", excludes=("10.16.0.100-10.16.0.110",))
-    rec, _ = await core.allocate(pod("fixed"), ips=["10.16.0.50"], families=[4])
+    rec, _ = await core.allocate(AllocationRequest(pod("fixed"), ips=["10.16.0.50"], families=[4]))
     assert rec.ips == ["10.16.0.50"]
     with expect(AlreadyExists, "ips", "10.16.0.50", "net1/default/fixed/eth0"):
-        await core.allocate(pod("thief"), ips=["10.16.0.50"])
+        await core.allocate(AllocationRequest(pod("thief"), ips=["10.16.0.50"]))
     with expect(FailedPrecondition, "ips", "already holds 10.16.0.50"):
-        await core.allocate(pod("fixed"), ips=["10.16.0.51"])
+        await core.allocate(AllocationRequest(pod("fixed"), ips=["10.16.0.51"]))
     with expect(InvalidArgument, "ips", "outside"):
-        await core.allocate(pod("x"), ips=["10.17.0.5"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.17.0.5"]))
     with expect(InvalidArgument, "ips", "excluded"):
-        await core.allocate(pod("x"), ips=["10.16.0.105"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.16.0.105"]))
     with expect(InvalidArgument, "ips", "gateway"):
-        await core.allocate(pod("x"), ips=["10.16.0.1"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.16.0.1"]))
     with expect(InvalidArgument, "ips", "excluded"):
-        await core.allocate(pod("x"), ips=["10.16.0.255"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.16.0.255"]))
     with expect(InvalidArgument, "ips", "not a valid IP"):
-        await core.allocate(pod("x"), ips=["10.16.0.300"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.16.0.300"]))
     with expect(InvalidArgument, "ips", "one address per family"):
-        await core.allocate(pod("x"), ips=["10.16.0.7", "10.16.0.8"])
+        await core.allocate(AllocationRequest(pod("x"), ips=["10.16.0.7", "10.16.0.8"]))
     with expect(NotFound, "owner.network", "nonet"):
-        await core.allocate(pod("x", network="nonet"))
+        await core.allocate(AllocationRequest(pod("x", network="nonet")))
     # A fixed v4 plus an automatic v6 on a dual-stack subnet.
-    both, _ = await core.allocate(pod("both"), ips=["10.16.0.60"])
+    both, _ = await core.allocate(AllocationRequest(pod("both"), ips=["10.16.0.60"]))
     assert both.ips[0] == "10.16.0.60" and ipaddress.ip_address(both.ips[1]).version == 6
     held = [r.ips for r in await core.store.list_allocations()]
     assert sorted(held) == sorted([["10.16.0.50"], both.ips])
@@ -168,17 +173,17 @@ async def test_fixed_ip_and_its_refusals(core: IpamCore) -> None:
 
 async def test_requested_mac(core: IpamCore) -> None:
     await subnet(core)
-    rec, _ = await core.allocate(pod("m"), mac="0A:58:0A:10:00:05")
+    rec, _ = await core.allocate(AllocationRequest(pod("m"), mac="0A:58:0A:10:00:05"))
     assert rec.mac == "0a:58:0a:10:00:05"
     with expect(AlreadyExists, "mac", "net1/default/m/eth0"):
-        await core.allocate(pod("n"), mac="0a:58:0a:10:00:05")
+        await core.allocate(AllocationRequest(pod("n"), mac="0a:58:0a:10:00:05"))
     with expect(InvalidArgument, "mac", "multicast"):
-        await core.allocate(pod("n"), mac="01:00:5e:00:00:01")
+        await core.allocate(AllocationRequest(pod("n"), mac="01:00:5e:00:00:01"))
     with expect(InvalidArgument, "mac", "not a MAC"):
-        await core.allocate(pod("n"), mac="0a:58:0a:10:00")
+        await core.allocate(AllocationRequest(pod("n"), mac="0a:58:0a:10:00"))
     with expect(FailedPrecondition, "mac", "already holds MAC"):
-        await core.allocate(pod("m"), mac="0a:58:0a:10:00:06")
-    macs = {(await core.allocate(pod(f"r{i}")))[0].mac for i in range(50)}
+        await core.allocate(AllocationRequest(pod("m"), mac="0a:58:0a:10:00:06"))
+    macs = {(await core.allocate(AllocationRequest(pod(f"r{i}"))))[0].mac for i in range(50)}
     assert len(macs) == 50 and rec.mac not in macs
 
 
@@ -187,26 +192,26 @@ async def test_requested_mac(core: IpamCore) -> None:
 
 async def test_release_cooldown_and_reclaim(core: IpamCore, clock: Clock) -> None:
     await subnet(core, "net1", "10.3.0.0/29")  # usable .2-.6
-    recs = [(await core.allocate(pod(f"p{i}")))[0] for i in range(5)]
+    recs = [(await core.allocate(AllocationRequest(pod(f"p{i}"))))[0] for i in range(5)]
     released = await core.release(pod("p0"))
     assert [r.ips for r in released] == [recs[0].ips]
     assert await core.release(pod("p0")) == []  # already free: fine
     with expect(ResourceExhausted, "owner.network", "1 cooling down"):
-        await core.allocate(pod("new"))
+        await core.allocate(AllocationRequest(pod("new")))
     with expect(Unavailable, "ips", "cools down"):
-        await core.allocate(pod("new"), ips=recs[0].ips)
+        await core.allocate(AllocationRequest(pod("new"), ips=recs[0].ips))
     # The previous owner may take its address back at once.
-    back, _ = await core.allocate(pod("p0"), ips=recs[0].ips)
+    back, _ = await core.allocate(AllocationRequest(pod("p0"), ips=recs[0].ips))
     assert back.ips == recs[0].ips
     await core.release(pod("p0"))
     clock.advance(31)
-    late, _ = await core.allocate(pod("new"))
+    late, _ = await core.allocate(AllocationRequest(pod("new")))
     assert late.ips == recs[0].ips
 
 
 async def test_release_by_address(core: IpamCore) -> None:
     await subnet(core)
-    rec, _ = await core.allocate(pod("a"))
+    rec, _ = await core.allocate(AllocationRequest(pod("a")))
     assert await core.release_address("net1", "10.16.0.77") == []
     freed = await core.release_address("net1", rec.ips[0])
     assert [r.owner for r in freed] == [pod("a")]
@@ -226,17 +231,17 @@ async def test_pools(core: IpamCore) -> None:
         await core.create_pool(PoolSpec("net1", "web", ["10.6.0.3"]))
     with expect(InvalidArgument, "pool.addresses", "excluded"):
         await core.create_pool(PoolSpec("net1", "web", ["10.5.0.200"]))
-    general, _ = await core.allocate(pod("general"))
+    general, _ = await core.allocate(AllocationRequest(pod("general")))
     assert general.ips[0] not in ("10.5.0.2", "10.5.0.3")  # pool members are not for everyone
-    a, _ = await core.allocate(pod("a"), pool="db")
-    b, _ = await core.allocate(pod("b"), pool="db")
+    a, _ = await core.allocate(AllocationRequest(pod("a"), pool="db"))
+    b, _ = await core.allocate(AllocationRequest(pod("b"), pool="db"))
     assert sorted(a.ips + b.ips) == ["10.5.0.2", "10.5.0.3"]
     with expect(ResourceExhausted, "pool", "'db'"):
-        await core.allocate(pod("c"), pool="db")
+        await core.allocate(AllocationRequest(pod("c"), pool="db"))
     with expect(InvalidArgument, "ips", "belongs to pool 'db'"):
-        await core.allocate(pod("c"), ips=["10.5.0.2"])
+        await core.allocate(AllocationRequest(pod("c"), ips=["10.5.0.2"]))
     with expect(NotFound, "pool", "nope"):
-        await core.allocate(pod("c"), pool="nope")
+        await core.allocate(AllocationRequest(pod("c"), pool="nope"))
     with expect(FailedPrecondition, "name", "2 live"):
         await core.delete_pool("net1", "db")
     assert [p.name for p in core.list_pools("net1")] == ["db"]
@@ -252,7 +257,7 @@ async def test_pools(core: IpamCore) -> None:
 async def test_delete_subnet_with_allocations_is_refused(core: IpamCore) -> None:
     await subnet(core)
     for i in range(7):
-        await core.allocate(pod(f"p{i}"))
+        await core.allocate(AllocationRequest(pod(f"p{i}")))
     with expect(FailedPrecondition, "name", "7 live", "and 2 more"):
         await core.delete_subnet("net1")
     assert core.get_subnet("net1")
@@ -265,7 +270,7 @@ async def test_delete_subnet_with_allocations_is_refused(core: IpamCore) -> None
 
 async def test_update_subnet_guards_live_allocations(core: IpamCore) -> None:
     await subnet(core, "net1", "10.7.0.0/24")
-    rec, _ = await core.allocate(pod("a"), ips=["10.7.0.130"])
+    rec, _ = await core.allocate(AllocationRequest(pod("a"), ips=["10.7.0.130"]))
     for cidrs, excludes, word in [
         (["10.7.0.0/25"], [], "outside"),
         (["10.7.0.0/24"], ["10.7.0.128/26"], "excluded"),
@@ -285,7 +290,7 @@ async def test_update_subnet_guards_live_allocations(core: IpamCore) -> None:
         await core.update_subnet(SubnetSpec("net1", ["10.7.0.0/24"], ["10.7.0.130"]))
     # Allocations keep working after the update, and the old one is kept.
     assert (await core.get_allocation(pod("a"))).ips == rec.ips
-    other, _ = await core.allocate(pod("b"))
+    other, _ = await core.allocate(AllocationRequest(pod("b")))
     assert len(other.ips) == 2
 
 
@@ -296,8 +301,8 @@ async def test_list_allocations_filters_and_pages(core: IpamCore) -> None:
     await subnet(core, "net1", "10.8.0.0/24")
     await subnet(core, "net2", "10.9.0.0/24")
     for i in range(7):
-        await core.allocate(pod(f"p{i}", ns="a" if i % 2 else "b"))
-    await core.allocate(pod("z", network="net2"))
+        await core.allocate(AllocationRequest(pod(f"p{i}", ns="a" if i % 2 else "b")))
+    await core.allocate(AllocationRequest(pod("z", network="net2")))
     seen, token = [], ""
     while True:
         page, token = core.list_allocations(subnet="net1", page_size=3, page_token=token)
@@ -317,7 +322,7 @@ async def test_usage_counts(core: IpamCore) -> None:
     await subnet(core, "net1", "10.4.0.0/24", "fd00:4::/64", excludes=("10.4.0.10-10.4.0.19",))
     await core.create_pool(PoolSpec("net1", "p", ["10.4.0.100-10.4.0.103"]))
     for i in range(3):
-        await core.allocate(pod(f"p{i}"))
+        await core.allocate(AllocationRequest(pod(f"p{i}")))
     await core.release(pod("p0"))
     v4, v6 = core.usage("net1")
     assert (v4.total, v4.used, v4.cooling, v4.excluded, v4.pooled) == (256, 2, 1, 13, 4)
@@ -328,10 +333,10 @@ async def test_usage_counts(core: IpamCore) -> None:
 async def test_reconcile_releases_dead_owners_only(core: IpamCore, clock: Clock) -> None:
     await subnet(core)
     for name in ("alive", "dead1", "dead2"):
-        await core.allocate(pod(name))
+        await core.allocate(AllocationRequest(pod(name)))
     cutoff = clock()
     clock.advance(1)
-    await core.allocate(pod("newborn"))  # allocated after the live set was taken
+    await core.allocate(AllocationRequest(pod("newborn")))  # allocated after the live set was taken
     dry = await core.reconcile([pod("alive")], allocated_before_ms=cutoff + 1, dry_run=True)
     assert sorted(r.owner.pod for r in dry) == ["dead1", "dead2"]
     assert len(core.alloc.owners) == 4
@@ -344,7 +349,7 @@ async def test_reconcile_releases_dead_owners_only(core: IpamCore, clock: Clock)
 async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
     first: IpamCore = await make_core()
     await subnet(first, "net1", "10.10.0.0/29")
-    recs = {i: (await first.allocate(pod(f"p{i}")))[0] for i in range(4)}
+    recs = {i: (await first.allocate(AllocationRequest(pod(f"p{i}"))))[0] for i in range(4)}
     await first.release(pod("p0"))
     await first.store.close()  # the process ends (SQLite allows one at a time)
     second: IpamCore = await make_core()
@@ -353,10 +358,10 @@ async def test_state_survives_restart(make_core: Any, clock: Clock) -> None:
     # p0's address is cooling in the new process too: the only free one is left.
     taken = {ip for r in recs.values() for ip in r.ips}
     (free,) = {f"10.10.0.{n}" for n in range(2, 7)} - taken
-    last, _ = await second.allocate(pod("x"))
+    last, _ = await second.allocate(AllocationRequest(pod("x")))
     assert last.ips == [free]
     with expect(ResourceExhausted, "owner.network", "1 cooling"):
-        await second.allocate(pod("y"))
+        await second.allocate(AllocationRequest(pod("y")))
 
 
 async def test_update_subnet_keeps_pools_whole(core: IpamCore) -> None:
@@ -367,7 +372,7 @@ async def test_update_subnet_keeps_pools_whole(core: IpamCore) -> None:
     with expect(FailedPrecondition, "subnet", "'edge'", "10.11.0.205"):
         await core.update_subnet(SubnetSpec("net1", ["10.11.0.0/24"], [], ["10.11.0.205"]))
     assert core.get_subnet("net1").cidrs == ["10.11.0.0/24"]
-    rec, _ = await core.allocate(pod("e"), pool="edge")
+    rec, _ = await core.allocate(AllocationRequest(pod("e"), pool="edge"))
     assert rec.ips[0].startswith("10.11.0.2")
 
 
@@ -381,21 +386,27 @@ async def test_two_replicas_agree_without_waiting_for_each_other(
     await a.start()
     await b.start()
     await subnet(a, "net1", "10.12.0.0/24")
-    first, reused = await b.allocate(pod("x"))  # b has not seen the subnet: it re-reads
+    first, reused = await b.allocate(
+        AllocationRequest(pod("x"))
+    )  # b has not seen the subnet: it re-reads
     assert not reused
-    same, reused = await a.allocate(pod("x"))  # the store already has x: same answer
+    same, reused = await a.allocate(
+        AllocationRequest(pod("x"))
+    )  # the store already has x: same answer
     assert reused and same.ips == first.ips and same.mac == first.mac
     seen = await a.get_allocation(pod("x"))
     assert (seen.ips, seen.mac) == (first.ips, first.mac)
     await a.create_pool(PoolSpec("net1", "db", ["10.12.0.200-10.12.0.201"]))
-    from_pool, _ = await b.allocate(pod("db-0"), pool="db")  # b re-reads for the pool
+    from_pool, _ = await b.allocate(
+        AllocationRequest(pod("db-0"), pool="db")
+    )  # b re-reads for the pool
     assert from_pool.ips[0] in ("10.12.0.200", "10.12.0.201")
-    await a.allocate(pod("fixed"), ips=["10.12.0.99"])
+    await a.allocate(AllocationRequest(pod("fixed"), ips=["10.12.0.99"]))
     with expect(AlreadyExists, "ips", "10.12.0.99", "net1/default/fixed/eth0"):
-        await b.allocate(pod("other"), ips=["10.12.0.99"])
+        await b.allocate(AllocationRequest(pod("other"), ips=["10.12.0.99"]))
     assert [r.owner for r in await a.release(pod("x"))] == [pod("x")]
     assert await b.release(pod("x")) == []  # b's copy may be stale: the store decides
-    again, reused = await b.allocate(pod("x"))
+    again, reused = await b.allocate(AllocationRequest(pod("x")))
     assert not reused
     assert [r.ips for r in await a.release(pod("x"))] == [again.ips]
     records = await stores.opened[0].list_allocations("net1")
@@ -416,7 +427,7 @@ async def test_etcd_endpoint_failover(etcd_stores: Stores, clock: Clock) -> None
     core = IpamCore(store, cooldown_seconds=30, clock=clock)
     await core.start()
     await subnet(core)
-    rec, _ = await core.allocate(pod("a"))
+    rec, _ = await core.allocate(AllocationRequest(pod("a")))
     assert [r.ips for r in await store.list_allocations()] == [rec.ips]
     only_dead = EtcdStore([dead], prefix=stores.prefix)
     with pytest.raises(Unavailable, match="unreachable"):
@@ -438,7 +449,7 @@ async def test_cancelled_calls_leave_memory_and_store_agreeing(core: IpamCore) -
     store.create_allocation = signalling  # type: ignore[method-assign, assignment]
     for k in range(5):
         in_flight.clear()
-        task = asyncio.create_task(core.allocate(pod(f"c{k}")))
+        task = asyncio.create_task(core.allocate(AllocationRequest(pod(f"c{k}"))))
         await in_flight.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -453,22 +464,22 @@ async def test_cancelled_calls_leave_memory_and_store_agreeing(core: IpamCore) -
         assert asyncio.get_running_loop().time() < deadline, (stored, set(core.alloc.owners))
         await asyncio.sleep(0.01)
     held = {ip for r in core.alloc.owners.values() for ip in r.ips}
-    again, _ = await core.allocate(pod("after"))
+    again, _ = await core.allocate(AllocationRequest(pod("after")))
     assert not set(again.ips) & held
 
 
 async def test_a_release_seen_from_another_replica_still_cools_down(core: IpamCore) -> None:
     """The owner's deletion and its cool-down record can reach a replica apart."""
     await subnet(core, "net1", "10.13.0.0/29")  # five usable addresses
-    recs = [(await core.allocate(pod(f"p{i}")))[0] for i in range(5)]
+    recs = [(await core.allocate(AllocationRequest(pod(f"p{i}"))))[0] for i in range(5)]
     # As the watch reports another replica's release, before its cool-down record:
     core.allocation_deleted(recs[0].owner.key)
     with expect(ResourceExhausted, "owner.network", "1 cooling down"):
-        await core.allocate(pod("new"))
+        await core.allocate(AllocationRequest(pod("new")))
     # The record then arrives (or had arrived first): still cooling until it ends.
     core.cooling_put(Cooling("net1", recs[0].ips[0], core.now_ms() + 1000, recs[0].owner.key))
     with expect(ResourceExhausted, "owner.network", "1 cooling down"):
-        await core.allocate(pod("new"))
+        await core.allocate(AllocationRequest(pod("new")))
 
 
 async def test_etcd_enforces_cool_down_against_a_stale_replica(
@@ -482,14 +493,14 @@ async def test_etcd_enforces_cool_down_against_a_stale_replica(
     blind = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
     blind.rebuild(await blind.store.load())  # knows the subnet, never watches
     for i in range(5):
-        await a.allocate(pod(f"p{i}"))
+        await a.allocate(AllocationRequest(pod(f"p{i}")))
     (released,) = await a.release(pod("p0"))
     with expect(ResourceExhausted, "owner.network", "1 cooling down"):
-        await blind.allocate(pod("new"))
+        await blind.allocate(AllocationRequest(pod("new")))
     with expect(Unavailable, "ips", "cools down"):
-        await blind.allocate(pod("new"), ips=released.ips)
+        await blind.allocate(AllocationRequest(pod("new"), ips=released.ips))
     # The previous owner may still take its address back.
-    back, _ = await blind.allocate(pod("p0"), ips=released.ips)
+    back, _ = await blind.allocate(AllocationRequest(pod("p0"), ips=released.ips))
     assert back.ips == released.ips
     assert len(await blind.store.list_allocations("net1")) == 5
 
@@ -509,15 +520,15 @@ async def test_etcd_group_commit_gives_each_caller_its_own_answer(
     await subnet(a, "net1", "10.15.0.0/24")
     blind = IpamCore(await stores.open(), cooldown_seconds=30, spread=True, clock=clock)
     blind.rebuild(await blind.store.load())  # never hears of a's allocations
-    await a.allocate(pod("holder"), ips=["10.15.0.77"])
+    await a.allocate(AllocationRequest(pod("holder"), ips=["10.15.0.77"]))
     batches, failures = (
         sample("kovn_ipam_etcd_txn_allocations_count"),
         sample("kovn_ipam_etcd_batch_failures_total"),
     )
     grouped = sample("kovn_ipam_etcd_txn_allocations_sum")
     results = await asyncio.gather(
-        blind.allocate(pod("thief"), ips=["10.15.0.77"]),
-        *(blind.allocate(pod(f"p{i}")) for i in range(40)),
+        blind.allocate(AllocationRequest(pod("thief"), ips=["10.15.0.77"])),
+        *(blind.allocate(AllocationRequest(pod(f"p{i}"))) for i in range(40)),
         return_exceptions=True,
     )
     thief, rest = results[0], results[1:]
@@ -576,7 +587,7 @@ async def test_etcd_subnet_checks_see_other_replicas(etcd_stores: Stores, clock:
     await subnet(a, "big", "10.60.0.0/16")
     with expect(AlreadyExists, "subnet.cidrs", "'big'"):
         await subnet(blind, "small", "10.60.5.0/24")
-    await a.allocate(pod("x", network="big"))
+    await a.allocate(AllocationRequest(pod("x", network="big")))
     with expect(FailedPrecondition, "name", "1 live"):
         await blind.delete_subnet("big")
     assert [s.name for s in (await a.store.load()).subnets] == ["big"]

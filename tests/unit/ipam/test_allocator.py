@@ -6,17 +6,19 @@ import ipaddress
 
 from services.ipam.allocator import Allocator
 from services.ipam.model import AllocationRecord, Owner, SubnetSpec
+from services.ipam.request import AllocationRequest
+from services.ipam.subnets import check_subnet_spec
 
 
 def _subnet(alloc: Allocator, cidr: str) -> None:
-    spec = alloc.check_subnet_spec(SubnetSpec("net", [cidr], [], []))
+    spec = check_subnet_spec(SubnetSpec("net", [cidr], [], []))
     alloc.install(alloc.build(spec, []))
 
 
 def _fill(alloc: Allocator, n: int) -> list[AllocationRecord]:
     out = []
     for i in range(n):
-        rec = alloc.reserve(Owner("net", "ns", f"p{i}"), now_ms=0)
+        rec = alloc.reserve(AllocationRequest(Owner("net", "ns", f"p{i}")), now_ms=0)
         alloc.confirm(rec)
         out.append(rec)
     return out
@@ -34,7 +36,7 @@ def test_after_a_restart_the_walk_resumes_above_the_used_addresses() -> None:
     top = max(int(ipaddress.ip_address(r.ips[0])) for r in records)
     space = after.subnets["net"].families[4].general
     steps_before = space.fresh_left
-    rec = after.reserve(Owner("net", "ns", "new"), now_ms=0)
+    rec = after.reserve(AllocationRequest(Owner("net", "ns", "new")), now_ms=0)
     assert int(ipaddress.ip_address(rec.ips[0])) == top + 1
     # One step of the walk, not one per held address (60,000 of them).
     assert steps_before - space.fresh_left == 1

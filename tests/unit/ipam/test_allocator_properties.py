@@ -19,6 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from services.common.errors import AlreadyExists, ResourceExhausted, Unavailable
 from services.ipam.allocator import Allocator
 from services.ipam.model import AllocationRecord, Owner, PoolSpec, SubnetSpec
+from services.ipam.request import AllocationRequest
+from services.ipam.subnets import check_subnet_spec
 
 COOLDOWN_MS = 5_000
 OWNERS = [Owner("net", "ns", f"p{i}") for i in range(40)]
@@ -58,7 +60,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.now = 1_000_000
         self.alloc = Allocator(COOLDOWN_MS, seed=1)
         p = self.plan
-        spec = self.alloc.check_subnet_spec(SubnetSpec("net", [p.cidr], [], p.excludes))
+        spec = check_subnet_spec(SubnetSpec("net", [p.cidr], [], p.excludes))
         self.alloc.install(self.alloc.build(spec, [PoolSpec("net", "pool", [p.pool_spec])]))
         self.held: dict[Owner, AllocationRecord] = {}
         self.cooling: dict[str, tuple[int, Owner]] = {}  # ip -> (until, previous owner)
@@ -68,7 +70,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         existing = self.alloc.owners.get(owner.key)
         if existing is not None:
             return existing
-        rec = self.alloc.reserve(owner, ips=ips, pool=pool, now_ms=self.now)
+        rec = self.alloc.reserve(AllocationRequest(owner, ips=ips, pool=pool), now_ms=self.now)
         self.alloc.commit(rec)
         return rec
 
