@@ -42,20 +42,13 @@ class Deletes:
         entry = self.objects.get(rt, ns, name)
         obj = entry.obj
         meta = obj["metadata"]
-        if opts.precondition_uid is not None and opts.precondition_uid != meta.get("uid"):
-            raise conflict(
-                rt.plural,
-                rt.group,
-                name,
-                f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {meta.get('uid')}",
-            )
-        if opts.precondition_rv is not None and opts.precondition_rv != meta.get("resourceVersion"):
-            raise conflict(
-                rt.plural,
-                rt.group,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: {opts.precondition_rv}, ResourceVersion in object meta: {meta.get('resourceVersion')}",
-            )
+        for what, want, have in (
+            ("UID", opts.precondition_uid, meta.get("uid")),
+            ("ResourceVersion", opts.precondition_rv, meta.get("resourceVersion")),
+        ):
+            if want is not None and want != have:
+                why = f"Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+                raise conflict(rt.plural, rt.group, name, why)
         if opts.grace_period is not None and opts.grace_period < 0:
             opts.grace_period = 1
         if opts.propagation not in (None, "", "Background", "Foreground", "Orphan"):

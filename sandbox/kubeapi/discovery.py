@@ -78,6 +78,18 @@ def wants_aggregated(accept: str) -> bool:
     return False
 
 
+def _add_names(r: Obj, rt: ResourceType) -> None:
+    """Short names and categories, which kubectl resolves `get NAME` with."""
+    if rt.short_names:
+        r["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        r["categories"] = list(rt.categories)
+
+
+# Subresources beyond status: name -> (group, kind) of what they accept.
+_EXTRA_SUBRESOURCES = {"binding": ("", "Binding"), "eviction": ("policy", "Eviction")}
+
+
 def _aggregated_resource(rt: ResourceType) -> Obj:
     kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
     r: Obj = {
@@ -87,31 +99,16 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
         "singularResource": rt.singular_name,
         "verbs": VERBS,
     }
-    if rt.short_names:
-        r["shortNames"] = list(rt.short_names)
-    if rt.categories:
-        r["categories"] = list(rt.categories)
+    _add_names(r, rt)
     subs: list[Obj] = []
     if rt.status:
         subs.append(
             {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
         )
-    if "binding" in rt.extra_subresources:
-        subs.append(
-            {
-                "subresource": "binding",
-                "responseKind": {"group": "", "version": "v1", "kind": "Binding"},
-                "verbs": ["create"],
-            }
-        )
-    if "eviction" in rt.extra_subresources:
-        subs.append(
-            {
-                "subresource": "eviction",
-                "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
-                "verbs": ["create"],
-            }
-        )
+    for sub, (group, kind_name) in _EXTRA_SUBRESOURCES.items():
+        if sub in rt.extra_subresources:
+            sub_kind = {"group": group, "version": "v1", "kind": kind_name}
+            subs.append({"subresource": sub, "responseKind": sub_kind, "verbs": ["create"]})
     if subs:
         r["subresources"] = subs
     return r
@@ -157,10 +154,7 @@ def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
             "kind": rt.kind,
             "verbs": VERBS,
         }
-        if rt.short_names:
-            r["shortNames"] = list(rt.short_names)
-        if rt.categories:
-            r["categories"] = list(rt.categories)
+        _add_names(r, rt)
         resources.append(r)
         if rt.status:
             resources.append(
@@ -172,10 +166,7 @@ def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        for sub, kind, sub_group in (
-            ("binding", "Binding", ""),
-            ("eviction", "Eviction", "policy"),
-        ):
+        for sub, (sub_group, kind) in _EXTRA_SUBRESOURCES.items():
             if sub in rt.extra_subresources:
                 entry: Obj = {
                     "name": f"{rt.plural}/{sub}",

@@ -12,19 +12,17 @@ refuses, with the same field paths.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from typing import Any
 
-Obj = dict[str, Any]
-Cause = tuple[str, str, str]
+from .errors import Cause
+from .resources import Obj
+from .validation import show
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _IANA_SVC = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _OPS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
-def _show(v: Any) -> str:
-    return json.dumps(v)
 
 
 def _selector(sel: Any, path: str, causes: list[Cause]) -> None:
@@ -39,7 +37,7 @@ def _selector(sel: Any, path: str, causes: list[Cause]) -> None:
                 (
                     f"{path}.matchLabels",
                     "FieldValueInvalid",
-                    f"Invalid value: {_show(v)}: label values must be strings ({k})",
+                    f"Invalid value: {show(v)}: label values must be strings ({k})",
                 )
             )
     for i, expr in enumerate(sel.get("matchExpressions") or []):
@@ -50,7 +48,7 @@ def _selector(sel: Any, path: str, causes: list[Cause]) -> None:
                 (
                     f"{p}.operator",
                     "FieldValueNotSupported",
-                    f'Unsupported value: {_show(op)}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
+                    f'Unsupported value: {show(op)}: supported values: "In", "NotIn", "Exists", "DoesNotExist"',
                 )
             )
             continue
@@ -73,9 +71,7 @@ def _selector(sel: Any, path: str, causes: list[Cause]) -> None:
             )
 
 
-def _cidr(
-    value: Any, path: str, causes: list[Cause]
-) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+def _cidr(value: Any, path: str, causes: list[Cause]) -> Network | None:
     try:
         return ipaddress.ip_network(str(value), strict=False) if isinstance(value, str) else None
     except ValueError:
@@ -84,10 +80,19 @@ def _cidr(
         (
             path,
             "FieldValueInvalid",
-            f"Invalid value: {_show(value)}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            f"Invalid value: {show(value)}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
         )
     )
     return None
+
+
+def _strict_subnet(inner: Network, outer: Network) -> bool:
+    """Inside outer and smaller; networks of different families never are."""
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner != outer and inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner != outer and inner.subnet_of(outer)
+    return False
 
 
 def _peer(peer: Any, path: str, causes: list[Cause]) -> None:
@@ -114,42 +119,40 @@ def _peer(peer: Any, path: str, causes: list[Cause]) -> None:
     net = _cidr(block["cidr"], f"{path}.ipBlock.cidr", causes)
     for i, ex in enumerate(block.get("except") or []):
         ex_net = _cidr(ex, f"{path}.ipBlock.except[{i}]", causes)
-        if (
-            net is not None
-            and ex_net is not None
-            and (
-                ex_net.version != net.version or not ex_net.subnet_of(net) or ex_net == net  # type: ignore[arg-type]
-            )
-        ):
+        if net is not None and ex_net is not None and not _strict_subnet(ex_net, net):
             causes.append(
                 (
                     f"{path}.ipBlock.except[{i}]",
                     "FieldValueInvalid",
-                    f"Invalid value: {_show(ex)}: must be a strict subset of `cidr`",
+                    f"Invalid value: {show(ex)}: must be a strict subset of `cidr`",
                 )
             )
 
 
-def _port(port: Any, path: str, causes: list[Cause]) -> None:
-    if not isinstance(port, dict):
-        causes.append((path, "FieldValueTypeInvalid", "Invalid value: must be an object"))
-        return
+def _protocol(port: Obj, path: str, causes: list[Cause]) -> None:
     proto = port.get("protocol", "TCP")
     if proto not in ("TCP", "UDP", "SCTP"):
         causes.append(
             (
                 f"{path}.protocol",
                 "FieldValueNotSupported",
-                f'Unsupported value: {_show(proto)}: supported values: "SCTP", "TCP", "UDP"',
+                f'Unsupported value: {show(proto)}: supported values: "SCTP", "TCP", "UDP"',
             )
         )
+
+
+def _port(port: Any, path: str, causes: list[Cause]) -> None:
+    if not isinstance(port, dict):
+        causes.append((path, "FieldValueTypeInvalid", "Invalid value: must be an object"))
+        return
+    _protocol(port, path, causes)
     p = port.get("port")
     if isinstance(p, bool) or (p is not None and not isinstance(p, (int, str))):
         causes.append(
             (
                 f"{path}.port",
                 "FieldValueInvalid",
-                f"Invalid value: {_show(p)}: must be a port number or name",
+                f"Invalid value: {show(p)}: must be a port number or name",
             )
         )
         return
@@ -166,7 +169,7 @@ def _port(port: Any, path: str, causes: list[Cause]) -> None:
             (
                 f"{path}.port",
                 "FieldValueInvalid",
-                f"Invalid value: {_show(p)}: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), at most 15 characters, with at least one letter",
+                f"Invalid value: {show(p)}: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), at most 15 characters, with at least one letter",
             )
         )
     end = port.get("endPort")
@@ -184,7 +187,7 @@ def _port(port: Any, path: str, causes: list[Cause]) -> None:
                 (
                     f"{path}.endPort",
                     "FieldValueInvalid",
-                    f"Invalid value: {_show(end)}: must be greater than or equal to `port`",
+                    f"Invalid value: {show(end)}: must be greater than or equal to `port`",
                 )
             )
 
@@ -218,7 +221,7 @@ def validate_network_policy(policy: Obj) -> list[Cause]:
                 (
                     f"spec.policyTypes[{i}]",
                     "FieldValueNotSupported",
-                    f'Unsupported value: {_show(t)}: supported values: "Egress", "Ingress"',
+                    f'Unsupported value: {show(t)}: supported values: "Egress", "Ingress"',
                 )
             )
     if len(types) > 2:
@@ -226,7 +229,7 @@ def validate_network_policy(policy: Obj) -> list[Cause]:
             (
                 "spec.policyTypes",
                 "FieldValueInvalid",
-                f"Invalid value: {_show(types)}: may not specify more than two policyTypes",
+                f"Invalid value: {show(types)}: may not specify more than two policyTypes",
             )
         )
     return causes
@@ -239,7 +242,7 @@ def _endpoint_ip(ip: Any, path: str, causes: list[Cause], family: int | None = N
         addr = None
     if addr is None:
         causes.append(
-            (path, "FieldValueInvalid", f"Invalid value: {_show(ip)}: must be a valid IP address")
+            (path, "FieldValueInvalid", f"Invalid value: {show(ip)}: must be a valid IP address")
         )
         return
     if family is not None:  # EndpointSlices: the declared family only
@@ -248,7 +251,7 @@ def _endpoint_ip(ip: Any, path: str, causes: list[Cause], family: int | None = N
                 (
                     path,
                     "FieldValueInvalid",
-                    f"Invalid value: {_show(ip)}: must be an IPv{family} address",
+                    f"Invalid value: {show(ip)}: must be an IPv{family} address",
                 )
             )
     elif addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_unspecified:
@@ -256,7 +259,7 @@ def _endpoint_ip(ip: Any, path: str, causes: list[Cause], family: int | None = N
             (
                 path,
                 "FieldValueInvalid",
-                f"Invalid value: {_show(ip)}: may not be in the loopback, link-local, multicast or unspecified ranges",
+                f"Invalid value: {show(ip)}: may not be in the loopback, link-local, multicast or unspecified ranges",
             )
         )
 
@@ -274,18 +277,10 @@ def _endpoint_port(port: Any, path: str, causes: list[Cause], required: bool) ->
             (
                 f"{path}.port",
                 "FieldValueInvalid",
-                f"Invalid value: {_show(p)}: must be between 1 and 65535, inclusive",
+                f"Invalid value: {show(p)}: must be between 1 and 65535, inclusive",
             )
         )
-    proto = port.get("protocol", "TCP")
-    if proto not in ("TCP", "UDP", "SCTP"):
-        causes.append(
-            (
-                f"{path}.protocol",
-                "FieldValueNotSupported",
-                f'Unsupported value: {_show(proto)}: supported values: "SCTP", "TCP", "UDP"',
-            )
-        )
+    _protocol(port, path, causes)
 
 
 def validate_endpoints(ep: Obj) -> list[Cause]:
@@ -312,7 +307,7 @@ def validate_endpoint_slice(es: Obj, old: Obj | None = None) -> list[Cause]:
             (
                 "addressType",
                 "FieldValueNotSupported",
-                f'Unsupported value: {_show(family_name)}: supported values: "FQDN", "IPv4", "IPv6"',
+                f'Unsupported value: {show(family_name)}: supported values: "FQDN", "IPv4", "IPv6"',
             )
         ]
     if old is not None and old.get("addressType") != family_name:
@@ -320,7 +315,7 @@ def validate_endpoint_slice(es: Obj, old: Obj | None = None) -> list[Cause]:
             (
                 "addressType",
                 "FieldValueInvalid",
-                f"Invalid value: {_show(family_name)}: field is immutable",
+                f"Invalid value: {show(family_name)}: field is immutable",
             )
         )
     family = {"IPv4": 4, "IPv6": 6}.get(family_name)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import operator
 import re
+from collections.abc import Callable, Sized
 from functools import lru_cache
 from typing import Any
 
-Cause = tuple[str, str, str]  # (field path, reason, message)
+from .errors import Cause
 
 _TYPES = {
     "object": dict,
@@ -117,7 +119,6 @@ def validate(schema: dict[str, Any], value: Any, path: str, causes: list[Cause])
                 )
             )
             return
-    before = len(causes)
     enum = schema.get("enum")
     if enum is not None and value not in enum:
         supported = ", ".join(_show(e) for e in enum)
@@ -147,64 +148,23 @@ def validate(schema: dict[str, Any], value: Any, path: str, causes: list[Cause])
                     f"Invalid value: {_show(value)}: {path} in body should match '{pat}'",
                 )
             )
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueTooLong",
-                    f"Too long: may not be more than {schema['maxLength']} bytes",
-                )
-            )
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueInvalid",
-                    f"Invalid value: {_show(value)}: {path} in body should be at least {schema['minLength']} chars long",
-                )
-            )
+        _check_size(schema, "string", value, path, causes)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema:
-            lo = schema["minimum"]
-            if value < lo or (schema.get("exclusiveMinimum") and value == lo):
-                rel = (
-                    "greater than" if schema.get("exclusiveMinimum") else "greater than or equal to"
-                )
-                causes.append(
-                    (
-                        path,
-                        "FieldValueInvalid",
-                        f"Invalid value: {_show(value)}: {path} in body should be {rel} {lo}",
+        for key, excl, beyond, strict, loose in _BOUNDS:
+            if key in schema:
+                bound = schema[key]
+                exclusive = schema.get(excl)
+                if beyond(value, bound) or (exclusive and value == bound):
+                    rel = strict if exclusive else loose
+                    causes.append(
+                        (
+                            path,
+                            "FieldValueInvalid",
+                            f"Invalid value: {_show(value)}: {path} in body should be {rel} {bound}",
+                        )
                     )
-                )
-        if "maximum" in schema:
-            hi = schema["maximum"]
-            if value > hi or (schema.get("exclusiveMaximum") and value == hi):
-                rel = "less than" if schema.get("exclusiveMaximum") else "less than or equal to"
-                causes.append(
-                    (
-                        path,
-                        "FieldValueInvalid",
-                        f"Invalid value: {_show(value)}: {path} in body should be {rel} {hi}",
-                    )
-                )
     elif isinstance(value, list):
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueTooMany",
-                    f"Too many: {len(value)}: must have at most {schema['maxItems']} items",
-                )
-            )
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueInvalid",
-                    f"Invalid value: {len(value)}: {path} in body should have at least {schema['minItems']} items",
-                )
-            )
+        _check_size(schema, "array", value, path, causes)
         items = schema.get("items")
         if isinstance(items, dict):
             for i, item in enumerate(value):
@@ -220,22 +180,7 @@ def validate(schema: dict[str, Any], value: Any, path: str, causes: list[Cause])
                 validate(props[k], v, _join(path, k), causes)
             elif isinstance(addl, dict):
                 validate(addl, v, _join(path, k), causes)
-        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueTooMany",
-                    f"Too many: {len(value)}: must have at most {schema['maxProperties']} items",
-                )
-            )
-        if "minProperties" in schema and len(value) < schema["minProperties"]:
-            causes.append(
-                (
-                    path,
-                    "FieldValueInvalid",
-                    f"Invalid value: {len(value)}: {path} in body should have at least {schema['minProperties']} properties",
-                )
-            )
+        _check_size(schema, "object", value, path, causes)
     for sub in schema.get("allOf") or []:
         validate({**sub, "nullable": True}, value, path, causes)
     if schema.get("anyOf") and not any(_ok(s, value, path) for s in schema["anyOf"]):
@@ -264,7 +209,50 @@ def validate(schema: dict[str, Any], value: Any, path: str, causes: list[Cause])
                 f"Invalid value: {_show(value)}: {path} in body must not match the schema in not",
             )
         )
-    del before
+
+
+# minimum and maximum: (key, exclusive flag, out of bounds, wording if exclusive, if not)
+_BOUNDS: tuple[tuple[str, str, Callable[[Any, Any], bool], str, str], ...] = (
+    ("minimum", "exclusiveMinimum", operator.lt, "greater than", "greater than or equal to"),
+    ("maximum", "exclusiveMaximum", operator.gt, "less than", "less than or equal to"),
+)
+# Size limits by JSON type: (max key, its reason, its message, min key, its message).
+_SIZES = {
+    "string": (
+        "maxLength",
+        "FieldValueTooLong",
+        "Too long: may not be more than {limit} bytes",
+        "minLength",
+        "Invalid value: {value}: {path} in body should be at least {limit} chars long",
+    ),
+    "array": (
+        "maxItems",
+        "FieldValueTooMany",
+        "Too many: {n}: must have at most {limit} items",
+        "minItems",
+        "Invalid value: {n}: {path} in body should have at least {limit} items",
+    ),
+    "object": (
+        "maxProperties",
+        "FieldValueTooMany",
+        "Too many: {n}: must have at most {limit} items",
+        "minProperties",
+        "Invalid value: {n}: {path} in body should have at least {limit} properties",
+    ),
+}
+
+
+def _check_size(
+    schema: dict[str, Any], json_type: str, value: Sized, path: str, causes: list[Cause]
+) -> None:
+    max_key, max_reason, too_big, min_key, too_small = _SIZES[json_type]
+    n = len(value)
+    if max_key in schema and n > schema[max_key]:
+        limit = schema[max_key]
+        causes.append((path, max_reason, too_big.format(n=n, limit=limit, path=path)))
+    if min_key in schema and n < schema[min_key]:
+        msg = too_small.format(n=n, limit=schema[min_key], path=path, value=_show(value))
+        causes.append((path, "FieldValueInvalid", msg))
 
 
 def _ok(schema: dict[str, Any], value: Any, path: str) -> bool:
