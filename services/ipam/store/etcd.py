@@ -149,11 +149,12 @@ class EtcdStore(Store):
         self._meta_rev = resp.header.revision
         return resp.header.revision
 
-    async def _subnet_revision(self, name: str, field: str) -> int:
+    async def _subnet(self, name: str, field: str) -> pb.KeyValue:
         resp = await self.client.range(self.k("subnets", name))
         if not resp.kvs:
             raise NotFound(f"no subnet {name!r}", field=field)
-        return int(resp.kvs[0].mod_revision)
+        kv: pb.KeyValue = resp.kvs[0]
+        return kv
 
     async def _checked_write(
         self,
@@ -161,22 +162,28 @@ class EtcdStore(Store):
         field: str,
         check: AllocationCheck,
         ops: Sequence[pb.RequestOp],
-        extra: Sequence[pb.Compare] = (),
+        *,
         pool: str = "",
+        touch_subnet: bool = False,
     ) -> int:
-        """Write `ops` if `check` accepts the subnet's allocations, atomically."""
+        """Write `ops` if `check` accepts the subnet's allocations, atomically.
+
+        touch_subnet: also re-write the subnet as read (bumping its revision,
+        so allocations planned before the change are planned again).
+        """
+        subnet_key = self.k("subnets", subnet)
         for _ in range(_RETRIES):
-            revision = await self._subnet_revision(subnet, field)
+            current = await self._subnet(subnet, field)
             records, read_at = await self._subnet_allocations(subnet)
             check([r for r in records if r.pool == pool] if pool else records)
             meta_cmp, meta_put = self._meta_ops()
             compare = [
-                mod_is(self.k("subnets", subnet), revision),
+                mod_is(subnet_key, current.mod_revision),
                 unchanged_since(self.k("owners", subnet, ""), read_at),
                 meta_cmp,
-                *extra,
             ]
-            resp = await self.client.txn(compare, [*ops, meta_put])
+            touch = [put(subnet_key, current.value)] if touch_subnet else []
+            resp = await self.client.txn(compare, [*ops, *touch, meta_put])
             if resp.succeeded:
                 self._meta_rev = resp.header.revision
                 return resp.header.revision
@@ -226,9 +233,11 @@ class EtcdStore(Store):
         key = self.k("pools", subnet, name)
         if not (await self.client.range(key)).kvs:
             raise NotFound(f"no pool {name!r} in subnet {subnet!r}", field="name")
-        sub = await self.client.range(self.k("subnets", subnet))
-        ops = [delete(key), put(self.k("subnets", subnet), sub.kvs[0].value if sub.kvs else b"")]
-        return await self._checked_write(subnet, "subnet", check, ops, pool=name)
+        # The subnet is re-written from the same read its revision is compared
+        # with: a concurrent update of it is never undone.
+        return await self._checked_write(
+            subnet, "subnet", check, [delete(key)], pool=name, touch_subnet=True
+        )
 
     # ---- allocations ---------------------------------------------------------
 
