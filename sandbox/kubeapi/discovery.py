@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from .registry import Registry
-from .resources import VERBS, ResourceType
-
-Obj = dict[str, Any]
+from .resources import VERBS, Obj, ResourceType
 
 VERSION: Obj = {
     "major": "1",

@@ -23,8 +23,8 @@ from . import discovery, kinds, params, tables
 from .errors import ApiError, bad_request
 from .metrics import Metrics
 from .options import DeleteOptions
-from .resources import NS_GR, ResourceType
-from .store import Entry, Obj, Watcher, dumps
+from .resources import NS_GR, Obj, ResourceType
+from .store import Entry, Watcher, dumps
 from .verbs import Api
 from .watch import stream
 

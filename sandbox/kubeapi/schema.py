@@ -34,7 +34,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _is(parse: Any) -> Any:
+def _is(parse: Callable[[str], object]) -> Callable[[str], bool]:
     def check(v: str) -> bool:
         try:
             parse(v)
@@ -55,7 +55,7 @@ _HOSTNAME = re.compile(
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 # The string formats the real server checks that kovn's CRDs are likely to use.
-_FORMATS: dict[str, Any] = {
+_FORMATS: dict[str, Callable[[str], bool]] = {
     "ipv4": _is(ipaddress.IPv4Address),
     "ipv6": _is(ipaddress.IPv6Address),
     "cidr": _is(lambda v: ipaddress.ip_network(v, strict=False)),

@@ -22,13 +22,10 @@ import structlog
 
 from .errors import ApiError, gone
 from .persistence import Persistence
+from .resources import GR, POD_GR, Obj
 from .selectors import FieldReq, Requirement, fields_match, labels_match
 
 log = structlog.get_logger(__name__)
-
-GR = tuple[str, str]
-Obj = dict[str, Any]
-POD_GR: GR = ("", "pods")
 
 
 def dumps(obj: Any) -> bytes:

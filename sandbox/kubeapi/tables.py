@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .resources import ResourceType
+from .resources import Obj, ResourceType
 
-Obj = dict[str, Any]
+Row = Callable[[Obj], list[Any]]
 
 
 def _col(name: str, typ: str = "string", priority: int = 0, fmt: str = "", desc: str = "") -> Obj:
@@ -287,7 +288,7 @@ def _cm_row(cm: Obj) -> list[Any]:
     ]
 
 
-_BUILTIN: dict[tuple[str, str], tuple[list[Obj], Any]] = {
+_BUILTIN: dict[tuple[str, str], tuple[list[Obj], Row]] = {
     ("", "endpoints"): ([NAME, _col("Endpoints"), AGE], _endpoints_row),
     ("discovery.k8s.io", "endpointslices"): (
         [NAME, _col("AddressType"), _col("Ports"), _col("Endpoints"), AGE],
@@ -337,7 +338,7 @@ def jsonpath(obj: Any, path: str) -> Any:
     return cur[0] if len(cur) == 1 else cur
 
 
-def _custom(rt: ResourceType) -> tuple[list[Obj], Any]:
+def _custom(rt: ResourceType) -> tuple[list[Obj], Row]:
     cols = [NAME]
     specs = list(rt.printer_columns)
     for c in specs:
@@ -368,7 +369,7 @@ def _custom(rt: ResourceType) -> tuple[list[Obj], Any]:
     return cols, row
 
 
-def columns_for(rt: ResourceType) -> tuple[list[Obj], Any]:
+def columns_for(rt: ResourceType) -> tuple[list[Obj], Row]:
     if rt.gr in _BUILTIN:
         return _BUILTIN[rt.gr]
     if rt.custom and rt.printer_columns:

@@ -17,8 +17,8 @@ import time
 from aiohttp import web
 
 from .errors import ApiError
-from .resources import ResourceType
-from .store import Entry, Obj, Store, Watcher, dumps
+from .resources import Obj, ResourceType
+from .store import Entry, Store, Watcher, dumps
 
 
 async def stream(
