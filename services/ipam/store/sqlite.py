@@ -1,12 +1,8 @@
 """SQLite store: the embedded default for a single ipam replica.
 
-All access goes through one writer thread that owns the connection. The
-thread drains whatever requests are queued and runs them as one transaction
-(a group commit), each inside its own savepoint so that one refused
-allocation does not undo its neighbours. WAL with synchronous=NORMAL makes
-a committed transaction survive a crash of the process (kill -9), which is
-the failure that matters for an allocation acknowledged to a client; it
-costs no fsync per commit.
+One replica needs no separate database server: an embedded file, written
+by one thread in group commits (sqlite_writer.py), is durable and fast
+enough.
 
 Uniqueness is enforced by the schema (primary keys on owner and on
 subnet+address, a unique MAC) so that even a bug in the allocator cannot
@@ -18,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from services.common.errors import AlreadyExists, NotFound, Unavailable
 from services.ipam.model import AllocationRecord, Cooling, PoolSpec, Snapshot, SubnetSpec
@@ -34,9 +28,9 @@ from services.ipam.store.base import (
     OwnerExists,
     Store,
 )
+from services.ipam.store.sqlite_writer import Writer
 
 T = TypeVar("T")
-_BATCH = 512
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subnets(
@@ -56,117 +50,13 @@ CREATE TABLE IF NOT EXISTS cooling(
     previous_owner TEXT NOT NULL, PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
 """
 
-Op = Callable[[sqlite3.Connection], Any]
-
-
-class _Writer(threading.Thread):
-    """Owns the connection; runs queued operations in group commits."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(name="ipam-sqlite", daemon=True)
-        self.path = path
-        self.queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=OFF")
-            conn.executescript(_SCHEMA)
-        except BaseException as err:  # reported to open()
-            self.error = err
-            self.ready.set()
-            return
-        self.ready.set()
-        stop = False
-        while not stop:
-            first = self.queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._run_batch(conn, batch)
-        conn.close()
-
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        # Optimistically the whole batch at once (nearly every operation
-        # succeeds); if one refuses, undo and replay the batch with a
-        # savepoint per operation so the others still commit.
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            results = [(fut, op(conn), None) for op, fut in batch]
-            conn.execute("COMMIT")
-        except Exception:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            results = _Writer._run_each(conn, batch)
-        if results:
-            loop = results[0][0].get_loop()
-            loop.call_soon_threadsafe(_resolve, results)
-
-    @staticmethod
-    def _run_each(
-        conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op, fut in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op(conn)
-                except Exception as err:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append((fut, None, _typed(err)))
-                else:
-                    conn.execute("RELEASE op")
-                    results.append((fut, value, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            failure = Unavailable(f"sqlite store: {err}")
-            results = [(fut, None, failure) for _, fut in batch]
-        return results
-
-
-def _typed(err: Exception) -> Exception:
-    """What the caller of one operation hears: the database failing is Unavailable."""
-    if isinstance(err, sqlite3.Error):
-        return Unavailable(f"sqlite store: {err}")
-    return err
-
-
-def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for fut, value, err in results:
-        if fut.done():
-            continue
-        if err is not None:
-            fut.set_exception(err)
-        else:
-            fut.set_result(value)
-
 
 class SqliteStore(Store):
     kind = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._lock: int | None = None
 
     async def open(self) -> None:
@@ -176,7 +66,7 @@ class SqliteStore(Store):
             except OSError as err:
                 raise Unavailable(f"cannot create the directory of {self.path!r}: {err}") from None
             self._lock = _exclusive(self.path + ".lock")
-        self._writer = _Writer(self.path)
+        self._writer = Writer(self.path, _SCHEMA)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.error is not None:

@@ -17,7 +17,7 @@ from services.ipam.store.base import (
     StoreRefusal,
     SubnetChanged,
 )
-from services.ipam.store.sqlite import _typed
+from services.ipam.store.sqlite_writer import _typed
 
 OWNER = Owner("net", "ns", "pod")
 
