@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 #: How long allocations are collected before Subnet usage is refreshed.
 USAGE_COALESCE_SECONDS = 1.0
 
+#: Marks the Subnet objects the controller created for its built-in subnets.
+BUILTIN_LABEL = "kovn.io/builtin"
+
 SUBNETS = Watch("subnets", GROUP, VERSION, "subnets")
 
 
@@ -58,9 +61,36 @@ class Subnets(Kind):
         existing = {s.name: s for s in await self.ctx.ipam.list_subnets()}
         await self.ctx.sync.sync(names.router_owner(), [subnet_topology.router_row()])
         for spec in (default, join):
+            obj = self.ctx.informers["subnets"].get(spec.name)
+            if obj is not None:
+                # The object, once it exists, says what the built-in is.
+                with contextlib.suppress(KovnError):
+                    spec = parse_subnet(obj)
+                    spec = self._as_join(spec) if spec.name == join.name else spec
             await self.ctx.ipam.ensure_subnet(spec, existing.get(spec.name))
             await self._write_rows(spec)
             self.ctx.subnets[spec.name] = spec
+            if obj is None:
+                await self._create_object(spec)
+
+    async def _create_object(self, spec: SubnetSpec) -> None:
+        """A built-in subnet as a Subnet object (as Kube-OVN does), so that
+        `kubectl get subnets` shows it and edits to it are validated like
+        any Subnet's. Its spec is the configuration's; the object wins after."""
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Subnet",
+            "metadata": {"name": spec.name, "labels": {BUILTIN_LABEL: "true"}},
+            "spec": {"cidrBlock": ",".join(spec.cidr_strings)},
+        }
+        try:
+            await self.ctx.kube.create(resource_path(GROUP, VERSION, "subnets"), body)
+            log.info("created built-in subnet object", subnet=spec.name)
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # the CRD is not installed: the built-ins live on in config
+            if exc.status != 409:  # 409: it exists already
+                raise
 
     def _rows(self, spec: SubnetSpec) -> list[DesiredRow]:
         ctx = self.ctx
@@ -92,12 +122,14 @@ class Subnets(Kind):
         if obj is None:
             if not self._builtin(name):
                 await self._delete(name)
+            elif name in ctx.subnets:
+                await self._create_object(ctx.subnets[name])  # deleted: it comes back
             return
         generation = int((obj.get("metadata") or {}).get("generation") or 0)
         try:
             spec = parse_subnet(obj)
-            if self._builtin(name) and name == ctx.config.join_subnet:
-                raise InvalidArgument(f"{name!r} is the join subnet's name", field="metadata.name")
+            if name == ctx.config.join_subnet:
+                spec = self._as_join(spec)
             clash = overlaps(spec, [s for s in ctx.subnets.values() if s.name != name])
             if clash:
                 raise FailedPrecondition(
@@ -119,9 +151,23 @@ class Subnets(Kind):
         ctx.subnet_errors.pop(name, None)
         changed = ctx.subnets.get(name) != spec
         ctx.subnets[name] = spec
-        await self._status(obj, condition(True, "Ready", "", generation))
+        await self._status(
+            obj, condition(True, "Ready", "", generation), {"gateway": _gateway(spec)}
+        )
         if changed:
             ctx.queues.changed(self.name, name)
+
+    def _as_join(self, spec: SubnetSpec) -> SubnetSpec:
+        """The join subnet is the nodes' and only theirs: no pods, no bindings."""
+        for what, bad in (
+            ("spec.namespaces", spec.namespaces),
+            ("spec.default", spec.default),
+            ("spec.private", spec.private),
+            ("spec.provider", spec.provider),
+        ):
+            if bad:
+                raise InvalidArgument("the join subnet is for nodes only", field=what)
+        return dataclasses.replace(spec, internal=True)
 
     async def _delete(self, name: str) -> None:
         ctx = self.ctx
@@ -139,7 +185,7 @@ class Subnets(Kind):
         ctx.queues.changed(self.name, name)
 
     async def _status(
-        self, obj: Obj, condition: dict[str, Any], usage: dict[str, int] | None = None
+        self, obj: Obj, condition: dict[str, Any], values: dict[str, Any] | None = None
     ) -> None:
         status = dict(obj.get("status") or {})
         old = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
@@ -150,7 +196,7 @@ class Subnets(Kind):
         ):
             condition = {**condition, "lastTransitionTime": now()}
             new_status["conditions"] = [condition]
-        for k, v in (usage or {}).items():
+        for k, v in (values or {}).items():
             if status.get(k) != v:
                 new_status[k] = v
         if not new_status:
@@ -187,7 +233,7 @@ class Subnets(Kind):
     async def refresh_usage(self) -> None:
         """Usage from ipam into metrics and each Subnet's status."""
         usage = await self.ctx.ipam.usage()
-        per: dict[str, dict[str, int]] = {}
+        per: dict[str, dict[str, Any]] = {}
         for u in usage:
             fam = "v4" if u.family == ipam_pb2.IPV4 else "v6"
             for state in ("used", "free", "excluded"):
@@ -201,4 +247,9 @@ class Subnets(Kind):
             if obj is None or name in self.ctx.subnet_errors:
                 continue
             generation = int((obj.get("metadata") or {}).get("generation") or 0)
+            values["gateway"] = _gateway(self.ctx.subnets[name]) if name in self.ctx.subnets else ""
             await self._status(obj, condition(True, "Ready", "", generation), values)
+
+
+def _gateway(spec: SubnetSpec) -> str:
+    return ",".join(spec.gateway_strings)

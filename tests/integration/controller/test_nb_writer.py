@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from services.controller.topology.ports import NicAddress, pod_port_row
-from services.controller.topology.subnet import router_row, subnet_rows
 from services.controller.nb.client import NbClient
 from services.controller.nb.rows import DesiredRow, diff
 from services.controller.nb.writer import NbWriter
 from services.controller.subnet_spec import internal_subnet
+from services.controller.topology.ports import NicAddress, pod_port_row
+from services.controller.topology.subnet import router_row, subnet_rows
 from tests.integration.controller.nbdb import nb_server, nbctl
 
 

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from services.api.controller.v1 import controller_pb2
+from services.common.kube import KubeError
 from tests.integration.controller.harness import Cluster, running_cluster, until
 
 pytestmark = pytest.mark.slow
@@ -682,3 +683,45 @@ async def test_node_network_waits_for_a_node_registered_later(cluster: Cluster) 
             controller_pb2.GetNodeNetworkRequest(node="never"), timeout=0.5
         )
     assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def test_builtin_subnets_are_objects_with_their_gateways(cluster: Cluster) -> None:
+    await cluster.node("n1")
+    await cluster.subnet("gw-default", cidrBlock="10.45.0.0/24")
+    await cluster.subnet("gw-set", cidrBlock="10.46.0.0/24", gateway="10.46.0.254")
+    await cluster.start_replica()
+
+    async def status(name: str) -> dict[str, object]:
+        try:
+            obj = await cluster.kube.get(f"/apis/kovn.io/v1/subnets/{name}")
+        except KubeError:
+            return {}
+        return dict(obj.get("status") or {})
+
+    async def gateway_is(name: str, want: str) -> bool:
+        return (await status(name)).get("gateway") == want
+
+    # The controller created the built-ins as objects, from its configuration.
+    await until(lambda: gateway_is("ovn-default", "10.16.0.1"), what="ovn-default's gateway")
+    await until(lambda: gateway_is("join", "100.64.0.1"), what="join's gateway")
+    builtin = await cluster.kube.get("/apis/kovn.io/v1/subnets/ovn-default")
+    assert builtin["spec"]["cidrBlock"] == "10.16.0.0/16"
+    # A Subnet that leaves its gateway out shows the one in effect.
+    await until(lambda: gateway_is("gw-default", "10.45.0.1"), what="the default gateway")
+    await until(lambda: gateway_is("gw-set", "10.46.0.254"), what="the spec's gateway")
+    # Edits to a built-in are validated like any Subnet's: the join subnet
+    # cannot take pods.
+    await cluster.kube.merge_patch(
+        "/apis/kovn.io/v1/subnets/join", {"spec": {"namespaces": ["default"]}}
+    )
+
+    async def refused() -> bool:
+        conditions = (await status("join")).get("conditions") or []
+        assert isinstance(conditions, list)
+        return any(c.get("status") == "False" and "nodes only" in c.get("message", "")
+                   for c in conditions)  # fmt: skip
+
+    await until(refused, what="the join subnet refuses namespaces")
+    # A deleted built-in comes back.
+    await cluster.kube.request("DELETE", "/apis/kovn.io/v1/subnets/ovn-default")
+    await until(lambda: gateway_is("ovn-default", "10.16.0.1"), what="ovn-default recreated")

@@ -8,9 +8,9 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.controller import annotations as ann
-from services.controller.topology.ports import NicAddress, pod_port_row
-from services.controller.topology.subnet import router_row, subnet_rows
 from services.controller.subnet_spec import overlaps, parse_pool, parse_subnet
+from services.controller.topology.ports import NicAddress, pod_port_row
+from services.controller.topology.subnet import subnet_rows
 
 
 def subnet(name: str, **spec: Any) -> dict[str, Any]:
