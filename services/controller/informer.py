@@ -12,13 +12,13 @@ full pod specs of memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from services.common.kube import KubeClient, KubeError, Obj
+from services.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -74,11 +74,8 @@ class Informer:
             self._task = asyncio.create_task(self._run(), name=f"informer-{self.kind}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _emit(self, kind: str, key: str, old: Obj | None, new: Obj | None) -> None:
         for listener in self._listeners:

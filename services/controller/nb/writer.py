@@ -10,12 +10,12 @@ retried request by request, so one bad request cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 import structlog
 
+from services.common.tasks import cancel_and_wait
 from services.controller import metrics
 from services.controller.nb.client import NbClient
 from services.controller.nb.rows import DesiredRow, OwnedRow
@@ -53,11 +53,8 @@ class NbWriter:
             self._task = asyncio.create_task(self._run(), name="nb-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         while not self._pending.empty():
             req = self._pending.get_nowait()
             if not req.done.done():
