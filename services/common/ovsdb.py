@@ -13,8 +13,14 @@ module runs that thread and offers three things to coroutines:
   first, so there is no race with a change that already landed) — the way to
   wait for e.g. `ovn-installed` without polling.
 
-ovsdbapp is not used for the thread because its connection is a class-level
-singleton per schema; a process here may talk to several OVSDB servers.
+This is kovn's one OVSDB stack: the dataplane's local Open_vSwitch database
+and the controller's OVN Northbound both go through it. ovsdbapp is not used
+because its connection is a class-level singleton per schema (a process here
+may talk to several OVSDB servers), its thread yields the GIL after every row
+update (for eventlet), and kovn needs awaitable waits on row changes, which
+it does not offer. `indexes` adds lookups by a column (e.g. `name`) that
+stay current as the replica changes, so finding a row by name costs the
+same with ten rows or ten thousand.
 """
 
 from __future__ import annotations
@@ -129,11 +135,17 @@ class Ovsdb:
     MAX_BATCH = 64
 
     def __init__(
-        self, remote: str, database: str, tables: Mapping[str, Iterable[str] | None]
+        self,
+        remote: str,
+        database: str,
+        tables: Mapping[str, Iterable[str] | None],
+        indexes: Mapping[str, str] | None = None,
     ) -> None:
         self.remote = remote
         self.database = database
         self._tables = dict(tables)
+        #: table -> column indexed by that column's name (see `lookup`).
+        self._indexes = dict(indexes or {})
         self._idl: _Idl | None = None
         self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._waiters: list[_Waiter] = []
@@ -155,10 +167,11 @@ class Ovsdb:
         database: str,
         tables: Mapping[str, Iterable[str] | None],
         *,
+        indexes: Mapping[str, str] | None = None,
         timeout: float = 10.0,
     ) -> Ovsdb:
         """Connect, fetch the schema, and wait until the replica is filled."""
-        db = cls(remote, database, tables)
+        db = cls(remote, database, tables, indexes)
         try:
             await asyncio.wait_for(asyncio.to_thread(db._start, timeout), timeout)
         except TimeoutError:
@@ -178,6 +191,8 @@ class Ovsdb:
             else:
                 helper.register_columns(table, list(columns))
         self._idl = _Idl(self.remote, helper, self)
+        for table, column in self._indexes.items():
+            self._idl.index_create(table, column).add_column(column)
         self._thread = threading.Thread(
             target=self._run, name=f"ovsdb-{self.database}", daemon=True
         )
@@ -209,6 +224,16 @@ class Ovsdb:
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+
+    @staticmethod
+    def lookup(tables: Tables, table: str, column: str, value: Any) -> Any:
+        """The row of `table` whose indexed `column` equals `value`, or None.
+
+        For use inside `read`/`transact` functions, on a column passed in
+        `indexes` at connect."""
+        rows = tables[table].rows
+        entry = rows.IndexEntry(**{column: value})
+        return next(iter(rows.indexes[column].irange(entry, entry)), None)
 
     # -- coroutine API -----------------------------------------------------
 

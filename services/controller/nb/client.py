@@ -1,21 +1,18 @@
-"""A connection to the OVN Northbound database through ovsdbapp's IDL.
+"""kovn's connection to the OVN Northbound database.
 
-ovsdbapp keeps one IDL replica and commits one transaction at a time on its
-own thread; this module runs kovn's two operations on that thread, so they
-see a consistent replica: `snapshot` (the rows kovn owns) and `apply` (create,
-fix or remove many rows in ONE transaction). Both are awaited from asyncio
-through a worker thread. What kovn manages in each table, how rows are named
-and how they reference each other is `nb.tables`; this module only follows it.
+It runs on the project's one OVSDB stack (`services.common.ovsdb`: one IDL
+replica, one thread that owns it, awaitable calls), so its two operations see
+a consistent replica: `snapshot` (the rows kovn owns) and `apply` (create,
+fix or remove many rows in ONE transaction). What kovn manages in each
+table, how rows are named and how they reference each other is
+`nb.tables`; this module only follows it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import command, connection, idlutils
-from ovsdbapp.schema.ovn_northbound import impl_idl
-
+from services.common.ovsdb import Ovsdb, Tables
 from services.controller.nb.rows import (
     HASH_KEY,
     NAME_KEY,
@@ -45,12 +42,12 @@ def row_name(table: str, row: Any) -> str:
 _ParentIndex = dict[str, dict[Any, tuple[str, str]]]
 
 
-def _parent_index(api: Any) -> _ParentIndex:
+def _parent_index(tables: Tables) -> _ParentIndex:
     index: _ParentIndex = {}
     for child in TABLES.values():
         holders: dict[Any, tuple[str, str]] = {}
         for h in child.held_by:
-            for holder in api.tables[h.table].rows.values():
+            for holder in tables[h.table].rows.values():
                 for member in getattr(holder, h.column):
                     holders[member.uuid] = (h.table, row_name(h.table, holder))
         index[child.name] = holders
@@ -90,49 +87,31 @@ def actual_digest(table: str, row: Any, parent: str, parent_table: str = "") -> 
     )
 
 
-class _Snapshot(command.BaseCommand):  # type: ignore[misc]
-    """Collects kovn-owned rows; runs on the IDL thread under its lock."""
-
-    READ_ONLY = True
-
-    def run_idl(self, txn: Any) -> None:
-        found: dict[RowKey, OwnedRow] = {}
-        parents = _parent_index(self.api)
-        for t in TABLES.values():
-            default = t.held_by[0].table if t.held_by else ""
-            for row in self.api.tables[t.name].rows.values():
-                owner = row.external_ids.get(OWNER_KEY)
-                if owner is None:
-                    continue
-                holder_table, parent = parents[t.name].get(row.uuid, ("", ""))
-                parent_table = holder_table if holder_table != default else ""
-                name = row_name(t.name, row)
-                found[(t.name, name)] = OwnedRow(
-                    table=t.name,
-                    name=name,
-                    owner=owner,
-                    digest=actual_digest(t.name, row, parent, parent_table),
-                    parent=parent,
-                    parent_table=parent_table,
-                )
-        self.result = found
+def _snapshot(tables: Tables) -> dict[RowKey, OwnedRow]:
+    """The kovn-owned rows of the replica (runs in the IDL thread)."""
+    found: dict[RowKey, OwnedRow] = {}
+    parents = _parent_index(tables)
+    for t in TABLES.values():
+        default = t.held_by[0].table if t.held_by else ""
+        for row in tables[t.name].rows.values():
+            owner = row.external_ids.get(OWNER_KEY)
+            if owner is None:
+                continue
+            holder_table, parent = parents[t.name].get(row.uuid, ("", ""))
+            parent_table = holder_table if holder_table != default else ""
+            name = row_name(t.name, row)
+            found[(t.name, name)] = OwnedRow(
+                table=t.name,
+                name=name,
+                owner=owner,
+                digest=actual_digest(t.name, row, parent, parent_table),
+                parent=parent,
+                parent_table=parent_table,
+            )
+    return found
 
 
-class _RouterUuid(command.BaseCommand):  # type: ignore[misc]
-    """The uuid of kovn's cluster router, "" when absent (a cheap NB identity)."""
-
-    READ_ONLY = True
-
-    def __init__(self, api: Any, name: str) -> None:
-        super().__init__(api)
-        self.name = name
-
-    def run_idl(self, txn: Any) -> None:
-        row = idlutils.row_by_value(self.api.idl, "Logical_Router", "name", self.name, None)
-        self.result = str(row.uuid) if row is not None else ""
-
-
-class _Apply(command.BaseCommand):  # type: ignore[misc]
+class _Apply:
     """Creates/fixes `ensure` rows and removes `remove` rows in one txn.
 
     Rows are looked up by name at commit time; an ensure whose row carries
@@ -144,9 +123,9 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
     """
 
     def __init__(
-        self, api: Any, ensure: list[DesiredRow], remove: list[OwnedRow], force: set[RowKey]
+        self, tables: Tables, ensure: list[DesiredRow], remove: list[OwnedRow], force: set[RowKey]
     ) -> None:
-        super().__init__(api)
+        self.tables = tables
         self.ensure = ensure
         self.remove = remove
         self.force = force
@@ -157,18 +136,18 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
         if row is not None:
             return row
         if table in _INDEXED:
-            return idlutils.row_by_value(self.api.idl, table, "name", name, None)
+            return Ovsdb.lookup(self.tables, table, "name", name)
         # No unique index: one name map per table per transaction.
         names = self._by_name.get(table)
         if names is None:
             names = self._by_name[table] = {
                 row_name(table, r): r
-                for r in self.api.tables[table].rows.values()
+                for r in self.tables[table].rows.values()
                 if OWNER_KEY in r.external_ids or not spec(table).named_in_ids
             }
         return names.get(name)
 
-    def run_idl(self, txn: Any) -> None:
+    def run(self, txn: Any) -> int:
         created: dict[RowKey, Any] = {}
         written: list[tuple[DesiredRow, Any]] = []
         # Roots first so that children created in the same txn can attach.
@@ -191,7 +170,7 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
                 if want.parent and (forced or old != (want.parent, want.parent_table)):
                     self._reparent(want, row, created)
             else:
-                row = txn.insert(self.api.tables[want.table])
+                row = txn.insert(self.tables[want.table])
                 if not spec(want.table).named_in_ids:
                     row.name = want.name
                 created[(want.table, want.name)] = row
@@ -219,12 +198,12 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
                 holder = t.holder(row.external_ids.get(PARENT_TABLE_KEY, ""))
                 self._detach(holder, row.external_ids.get(PARENT_KEY, ""), row, created)
             for table, column in strong_referrers(gone.table):
-                for referrer in self.api.tables[table].rows.values():
+                for referrer in self.tables[table].rows.values():
                     if row in getattr(referrer, column):
                         referrer.delvalue(column, row)
             row.delete()
             changed += 1
-        self.result = changed
+        return changed
 
     def _resolve(self, table: str, name: str, want: DesiredRow, created: dict[RowKey, Any]) -> Any:
         row = self._lookup(table, name, created)
@@ -254,17 +233,9 @@ class _Apply(command.BaseCommand):  # type: ignore[misc]
             parent_row.delvalue(holder.column, row)
             return
         # Parent unknown (stamp missing): find whoever references the row.
-        for candidate in self.api.tables[holder.table].rows.values():
+        for candidate in self.tables[holder.table].rows.values():
             if row in getattr(candidate, holder.column):
                 candidate.delvalue(holder.column, row)
-
-
-class _Idl(connection.OvsdbIdl):  # type: ignore[misc]
-    """ovsdbapp yields the GIL (time.sleep(0)) after every row update, for
-    eventlet's sake; with 10,000 rows that costs more than parsing them."""
-
-    def cooperative_yield(self) -> None:
-        pass
 
 
 class NbClient:
@@ -273,46 +244,44 @@ class NbClient:
     def __init__(self, remote: str, *, timeout: float = 60.0) -> None:
         self.remote = remote
         self.timeout = timeout
-        self._api: Any = None
+        self._db: Ovsdb | None = None
 
     async def connect(self) -> None:
-        await asyncio.to_thread(self._connect)
-
-    def _connect(self) -> None:
-        helper = idlutils.get_schema_helper(self.remote, "OVN_Northbound")
         # Monitoring only the columns kovn reads keeps the replica (and the
         # initial download at start-up) small.
-        for t in TABLES.values():
-            helper.register_columns(t.name, t.columns())
-        idl = _Idl(self.remote, helper)
-        conn = connection.Connection(idl, timeout=self.timeout)
-        # ovsdbapp keeps the connection on the API *class*; a private
-        # subclass per client lets several NB connections live in one process.
-        api_cls = type("KovnNbApi", (impl_idl.OvnNbApiIdlImpl,), {"_ovsdb_connection": None})
-        self._api = api_cls(conn)
+        self._db = await Ovsdb.connect(
+            self.remote,
+            "OVN_Northbound",
+            {t.name: t.columns() for t in TABLES.values()},
+            indexes=dict.fromkeys(_INDEXED, "name"),
+            timeout=self.timeout,
+        )
 
     async def close(self) -> None:
-        if self._api is not None:
-            api, self._api = self._api, None
-            await asyncio.to_thread(api.ovsdb_connection.stop)
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
 
     @property
-    def api(self) -> Any:
-        if self._api is None:
+    def db(self) -> Ovsdb:
+        if self._db is None:
             raise RuntimeError("NbClient is not connected")
-        return self._api
+        return self._db
 
     async def snapshot(self) -> dict[RowKey, OwnedRow]:
-        result: dict[RowKey, OwnedRow] = await asyncio.to_thread(
-            _Snapshot(self.api).execute, check_error=True
-        )
-        return result
+        return await self.db.read(_snapshot, timeout=self.timeout)
 
     async def router_uuid(self, name: str) -> str:
         """uuid of the named router ("" if absent): it changes when the NB
         database was replaced or kovn's rows were wiped."""
-        result: str = await asyncio.to_thread(_RouterUuid(self.api, name).execute, check_error=True)
-        return result
+
+        def find(tables: Tables) -> str:
+            for row in tables["Logical_Router"].rows.values():
+                if row.name == name:
+                    return str(row.uuid)
+            return ""
+
+        return await self.db.read(find, timeout=self.timeout)
 
     async def apply(
         self,
@@ -325,17 +294,13 @@ class NbClient:
 
         An ensured row whose hash stamp already matches is left alone (the
         cheap path for reconcilers that re-send rows) unless its key is in
-        `force` (a full reconcile found its real content differs).
+        `force` (a full reconcile found its real content differs). A
+        transaction the server asks to retry runs again from the new replica.
         """
         if not ensure and not remove:
             return 0
-        result: int = await asyncio.to_thread(self._apply_sync, ensure, remove, force or set())
-        return result
 
-    def _apply_sync(
-        self, ensure: list[DesiredRow], remove: list[OwnedRow], force: set[RowKey]
-    ) -> int:
-        cmd = _Apply(self.api, ensure, remove, force)
-        with self.api.transaction(check_error=True, log_errors=False) as txn:
-            txn.add(cmd)
-        return int(cmd.result or 0)
+        def run(txn: Any, tables: Tables) -> int:
+            return _Apply(tables, ensure, remove, force or set()).run(txn)
+
+        return await self.db.transact(run, timeout=self.timeout)

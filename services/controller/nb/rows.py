@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from services.controller.nb.tables import ColumnValue, Holder, spec
 
@@ -61,9 +62,10 @@ class DesiredRow:
         full.update(self.columns)
         return full
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        """Hash of everything kovn sets on this row."""
+        """Hash of everything kovn sets on this row (computed once: rows are
+        not changed after they are made)."""
         return row_digest(
             self.table, self.name, self.owner, self._parent_id(), self.full_columns(), self.labels
         )

@@ -1,6 +1,6 @@
 """One NB writer for the whole controller, batching many requests per txn.
 
-OVN's NB favours few large transactions over many small ones, and ovsdbapp
+OVN's NB favours few large transactions over many small ones, and the IDL
 commits one transaction at a time anyway. Every reconciler submits its rows
 here and awaits the result; whatever accumulated while the previous
 transaction was in flight goes into the next one. A batch that fails is
