@@ -68,36 +68,29 @@ def _lb(vip: str) -> DesiredRow:
     )
 
 
+def _acl(name: str, priority: int, match: str, action: str) -> DesiredRow:
+    """An ACL held by the policy's port group, not by a switch."""
+    return DesiredRow(
+        "ACL",
+        name,
+        POLICY,
+        columns={
+            "direction": "to-lport",
+            "priority": priority,
+            "match": f"outport == @kovn_web && {match}",
+            "action": action,
+        },
+        parent="kovn_web",
+        parent_table="Port_Group",
+    )
+
+
 def _policy(ports: list[str], allowed: list[str]) -> list[DesiredRow]:
     return [
         DesiredRow("Address_Set", "kovn_web_peers", POLICY, columns={"addresses": allowed}),
         DesiredRow("Port_Group", "kovn_web", POLICY, columns={"ports": ports}),
-        DesiredRow(
-            "ACL",
-            "web/allow-peers",
-            POLICY,
-            columns={
-                "direction": "to-lport",
-                "priority": 2001,
-                "match": "outport == @kovn_web && ip4.src == $kovn_web_peers",
-                "action": "allow-related",
-            },
-            parent="kovn_web",
-            parent_table="Port_Group",
-        ),
-        DesiredRow(
-            "ACL",
-            "web/deny",
-            POLICY,
-            columns={
-                "direction": "to-lport",
-                "priority": 2000,
-                "match": "outport == @kovn_web && ip4",
-                "action": "drop",
-            },
-            parent="kovn_web",
-            parent_table="Port_Group",
-        ),
+        _acl("web/allow-peers", 2001, "ip4.src == $kovn_web_peers", "allow-related"),
+        _acl("web/deny", 2000, "ip4", "drop"),
     ]
 
 
