@@ -12,7 +12,7 @@ STAMP := $(VENV)/.kovn-setup
 # Debian packages the services, the sandbox and the tests run against.
 DEBS := openvswitch-switch ovn-central ovn-host etcd-server python3-openvswitch \
         iproute2 iputils-ping ethtool containernetworking-plugins iperf3 busybox-static runc \
-        nftables iptables conntrack podman procps psmisc
+        nftables iptables conntrack podman procps psmisc dnsmasq-base dnsutils
 
 .PHONY: setup protos lint test test-unit test-integration test-e2e bench bench-quick sandbox sandbox-down clean
 

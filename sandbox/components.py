@@ -48,6 +48,8 @@ DEFAULT_COOLDOWN = 5.0
 COOLDOWN_ENV = "KOVN_SANDBOX_COOLDOWN"
 IPAM = "ipam"
 CONTROLLER = "controller"
+#: Cluster DNS (sandbox/dns): a feeder and a dnsmasq per node; not a gRPC service.
+DNS = "dns"
 
 
 class ComponentError(RuntimeError):
@@ -236,13 +238,13 @@ def _free_port(ip: str) -> int:
 
 def _run_service(
     lay: Layout, name: str, module: str, args: list[str], ns: str | None = None
-) -> None:
+) -> dict[str, Any]:
     """Start `python -m module args` as component `name` and wait until it serves."""
     ready = _ready_file(lay, name)
     ready.unlink(missing_ok=True)
     argv = [sys.executable, "-u", "-m", module, *args,
             "--ready-file", str(ready), "--log-format", "json"]  # fmt: skip
-    _wait_ready(lay, name, _spawn(lay, name, argv, ns=ns))
+    return _wait_ready(lay, name, _spawn(lay, name, argv, ns=ns))
 
 
 def start_ipam(lay: Layout, st: Settings) -> None:
@@ -284,7 +286,43 @@ def start_dataplane(lay: Layout, st: Settings, node: NodeLayout) -> None:
     ], ns=node.netns)  # fmt: skip
 
 
+def start_dns(lay: Layout) -> dict[str, Any]:
+    """Cluster DNS on every node's kovn0 address (see sandbox/dns); returns where it listens."""
+    return _run_service(lay, DNS, "sandbox.dns", ["--state-dir", str(lay.dir)])
+
+
+def dns_info(lay: Layout) -> dict[str, Any] | None:
+    """What the running DNS feeder wrote once ready (kube-dns ClusterIP, each node's
+    address), or None when it does not run."""
+    if pid_of(lay, DNS) is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        info: dict[str, Any] = json.loads(_ready_file(lay, DNS).read_text())
+        return info
+    return None
+
+
+def dns_health(lay: Layout) -> dict[str, str]:
+    """Each node's DNS server: SERVING if it answers dns-version.<zone> TXT, else why not."""
+    from sandbox.dns import probe
+
+    info = dns_info(lay)
+    if info is None:
+        return {n.name: "DOWN" for n in lay.nodes} if Settings.path(lay).exists() else {}
+    out: dict[str, str] = {}
+    for name, srv in (info.get("nodes") or {}).items():
+        ans = probe.dig(srv["netns"], srv["address"], f"dns-version.{info['zone']}", "TXT")
+        out[name] = "SERVING" if ans.status == "NOERROR" and ans.records else ans.status
+    return out
+
+
 def _starter(lay: Layout, st: Settings, name: str) -> Callable[[], None]:
+    if name == DNS:
+
+        def dns() -> None:
+            start_dns(lay)
+
+        return dns
     if name == IPAM:
         return lambda: start_ipam(lay, st)
     if name == CONTROLLER:
@@ -331,6 +369,8 @@ def start(lay: Layout, *, cooldown: float | None = None) -> Settings:
     for n in lay.nodes:
         start_dataplane(lay, st, n)
     wait_nodes_ready(lay)
+    # Listens on each node's kovn0 address: after the nodes bootstrapped.
+    start_dns(lay)
     return st
 
 
@@ -352,7 +392,8 @@ def start_component(lay: Layout, name: str) -> None:
 
 
 def stop(lay: Layout) -> None:
-    """Stop every kovn process of the sandbox; nodes first, ipam last. Idempotent."""
+    """Stop every kovn process of the sandbox; DNS and nodes first, ipam last. Idempotent."""
+    _stop(lay, DNS)
     for n in lay.nodes:
         _stop(lay, dataplane_name(n))
     _stop(lay, CONTROLLER)
@@ -439,4 +480,5 @@ def describe(lay: Layout) -> dict[str, Any]:
         "dataplanes": {n.name: str(lay.dataplane_socket(n.name)) for n in lay.nodes},
         "cooldown_seconds": st.cooldown_seconds,
         "logs": str(kovn_dir(lay)),
+        "dns": dns_info(lay),
     }
