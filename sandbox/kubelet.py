@@ -1,11 +1,15 @@
-"""A kubelet stand-in: registers its Node and wires pods through the CNI plugin.
+"""A kubelet stand-in: registers its Node, wires pods through the CNI plugin, runs them.
 
 There is no kubelet or containerd here, yet kovn-cni must be driven the way
 they drive it. For each pod bound to its node this creates the pod's netns,
 runs the node's CNI chain (ADD, cached result, DEL with prevResult, the
-second DEL with no netns), writes the pod's status, and confirms deletion.
-Every pod gets its own asyncio worker woken by watch events, so a burst of
-pods is plugged concurrently and nothing polls.
+second DEL with no netns), runs the pod's containers as processes in that
+netns (sandbox.runtime: init containers, restarts, probes, status), and on
+deletion stops them within the grace period before DEL and confirming the
+deletion. Every pod gets its own asyncio worker woken by watch events, so a
+burst of pods is plugged concurrently and nothing polls. The kubelet's HTTP
+endpoint (logs, exec) is on loopback, advertised in the Node's
+status.daemonEndpoints as a real kubelet's is.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +31,10 @@ import structlog
 from sandbox import netns, workers
 from sandbox.cniexec import CniConfigError, CniError, CniRunner
 from sandbox.layout import Layout, NodeLayout, write_atomic
+from sandbox.runtime import logs as podlogs
+from sandbox.runtime.pod import Env as RuntimeEnv
+from sandbox.runtime.pod import PodRuntime
+from sandbox.runtime.server import KubeletServer
 from services.common.kube import KubeClient, KubeError
 from services.common.tasks import cancel_and_wait
 
@@ -78,12 +87,24 @@ class Kubelet:
                 continue
         self.workers: dict[str, PodWorker] = {}
         self.log = log.bind(node=node.name)
+        self.logs_root = layout.node_dir(node.name) / "pod-logs"
+        self.run_root = layout.node_dir(node.name) / "pod-run"
+        self.server = KubeletServer(self.find_runtime)
+
+    def find_runtime(self, namespace: str, name: str) -> PodRuntime | None:
+        for w in self.workers.values():
+            md = w.pod["metadata"]
+            if md["namespace"] == namespace and md["name"] == name and w.runtime is not None:
+                return w.runtime
+        return None
 
     # -- node ----------------------------------------------------------------
 
     async def register(self) -> None:
         """Create (or refresh) the Node object with its address and Ready condition."""
         name = self.node.name
+        if self.server.runner is None:
+            await self.server.start()
         body = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -120,6 +141,7 @@ class Kubelet:
                         "lastTransitionTime": ts,
                     }
                 ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server.port}},
                 "capacity": {"cpu": "2", "memory": "8Gi", "pods": "250"},
                 "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "250"},
                 "nodeInfo": {
@@ -224,6 +246,7 @@ class Kubelet:
 
     async def close(self) -> None:
         await asyncio.gather(*(cancel_and_wait(w.task) for w in list(self.workers.values())))
+        await self.server.close()
 
 
 class PodWorker:
@@ -243,14 +266,56 @@ class PodWorker:
         rec = kubelet.read_record(self.uid)
         # A record marked ready survives an agent restart: the pod is wired.
         self.ready = bool(rec and rec.get("ready"))
+        self.runtime: PodRuntime | None = None
 
     def update(self, kind: str, pod: dict[str, Any]) -> None:
         self.pod = pod
         if kind == "DELETED":
             self.gone = True
+        elif self.runtime is not None and not pod["metadata"].get("deletionTimestamp"):
+            self.runtime.update(pod)
         self.changed.set()
 
+    def start_runtime(self, run: bool = True) -> None:
+        """Run the containers of a wired pod (adopting them after a restart);
+        run=False: only adopt them, to stop them."""
+        rec = self.k.read_record(self.uid) or {}
+        md = self.pod["metadata"]
+        uid = self.uid
+
+        async def save(containers: dict[str, Any]) -> None:
+            cur = self.k.read_record(uid)
+            if cur is not None:
+                cur["containers"] = containers
+                await self.k.write_record(uid, cur)
+
+        async def event(type_: str, reason: str, message: str) -> None:
+            await self.event(self.pod, reason, message, type_)
+
+        env = RuntimeEnv(
+            kube=self.k.kube,
+            node=self.k.node.name,
+            host_ip=self.k.node.underlay_ip,
+            netns=f"/run/netns/{rec.get('netns') or self.k.node.netns}",
+            pod_ips=list(rec.get("ips") or [self.k.node.underlay_ip]),
+            log_dir=podlogs.pod_dir(self.k.logs_root, md["namespace"], md["name"], uid),
+            run_dir=self.k.run_root / uid,
+            save=save,
+            event=event,
+        )
+        self.runtime = PodRuntime(self.pod, env, rec.get("containers"))
+        if run:
+            self.runtime.start()
+
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self.runtime is not None:
+                # Cancelled (the agents stop): the containers keep running.
+                await self.runtime.close()
+
+    async def _run(self) -> None:
         backoff = BACKOFF_START
         while True:
             self.changed.clear()
@@ -278,6 +343,8 @@ class PodWorker:
                         await asyncio.wait_for(self.changed.wait(), backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
+            if self.runtime is None:
+                self.start_runtime()
             await self.changed.wait()
 
     # -- ADD -----------------------------------------------------------------
@@ -306,7 +373,6 @@ class PodWorker:
         if pod["spec"].get("hostNetwork"):
             rec.update(hostNetwork=True, netns=self.k.node.netns, ips=[self.k.node.underlay_ip])
             await self.k.write_record(self.uid, rec)
-            await self.write_status(pod, [self.k.node.underlay_ip], "")
         else:
             cid = secrets.token_hex(32)
             ns = f"{self.k.layout.pod_netns_prefix}{cid[:12]}"
@@ -327,50 +393,15 @@ class PodWorker:
             if not ips:
                 raise CniError("chain", "ADD", 999, f"result has no IP addresses: {result!r}")
             rec["ips"] = ips
-            t3 = time.monotonic()
-            await self.write_status(pod, ips, cid)
-            timing["status_ms"] = round((time.monotonic() - t3) * 1000)
         rec["ready"] = True
         await self.k.write_record(self.uid, rec)
         timing["total_ms"] = round((time.monotonic() - t_start) * 1000)
         self.log.info("pod running", ips=rec["ips"], netns=rec["netns"], **timing)
 
-    async def write_status(self, pod: dict[str, Any], ips: list[str], cid: str) -> None:
-        ts = now()
-        node_ip = self.k.node.underlay_ip
-        cond = [
-            {"type": t, "status": "True", "lastTransitionTime": ts}
-            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-        ]
-        statuses = [
-            {
-                "name": c["name"],
-                "image": c.get("image", ""),
-                "imageID": "",
-                "containerID": f"kovn-sandbox://{cid or self.uid}",
-                "ready": True,
-                "started": True,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": ts}},
-            }
-            for c in pod["spec"].get("containers", [])
-        ]
-        body = {
-            "status": {
-                "phase": "Running",
-                "hostIP": node_ip,
-                "hostIPs": [{"ip": node_ip}],
-                "podIP": ips[0],
-                "podIPs": [{"ip": ip} for ip in ips],
-                "startTime": ts,
-                "conditions": cond,
-                "containerStatuses": statuses,
-            }
-        }
-        await self.k.kube.strategic_merge_patch(pod_path(pod, "/status"), body)
-
-    async def event(self, pod: dict[str, Any], reason: str, message: str) -> None:
-        """A Warning event; a repeat of the same reason and message bumps the
+    async def event(
+        self, pod: dict[str, Any], reason: str, message: str, type_: str = "Warning"
+    ) -> None:
+        """A Warning (or type_) event; a repeat of the same reason and message bumps the
         first one's count and lastTimestamp, as client-go's event correlator
         does, instead of adding an Event per retry."""
         md = pod["metadata"]
@@ -404,7 +435,7 @@ class PodWorker:
                 },
                 "reason": reason,
                 "message": message,
-                "type": "Warning",
+                "type": type_,
                 "source": {"component": "kubelet", "host": self.k.node.name},
                 "firstTimestamp": ts,
                 "lastTimestamp": ts,
@@ -452,7 +483,17 @@ class PodWorker:
         await self.k.drop_record(self.uid)
 
     async def teardown(self, confirm: bool) -> None:
+        if self.runtime is None and self.ready:
+            # Deleted before (or while) the agents were down: its adopted
+            # processes must still get their SIGTERM.
+            self.start_runtime(run=False)
+        if self.runtime is not None:
+            await self.runtime.stop()
         await self.release_sandbox()
+        md = self.pod["metadata"]
+        pod_logs = podlogs.pod_dir(self.k.logs_root, md.get("namespace", ""), md.get("name", ""),
+                                   self.uid)  # fmt: skip
+        await workers.pool().run(lambda: _remove_tree(pod_logs, self.k.run_root / self.uid))
         if confirm:
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
                     "preconditions": {"uid": self.uid}}  # fmt: skip
@@ -465,3 +506,8 @@ class PodWorker:
                 # The next relist (after the watch reconnects) finds it again.
                 self.log.warning("pod deletion not confirmed", error=str(e))
         self.log.info("pod removed")
+
+
+def _remove_tree(*paths: Path) -> None:
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
