@@ -23,6 +23,7 @@ from . import discovery, kinds, params, tables
 from .errors import ApiError, bad_request
 from .metrics import Metrics
 from .options import DeleteOptions
+from .podio import PodIO
 from .resources import NS_GR, Obj, ResourceType
 from .store import Entry, Watcher, dumps
 from .verbs import Api
@@ -90,6 +91,7 @@ class Http:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        PodIO(self.api).routes(app)  # pods/log, pods/exec: proxied to the kubelet
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
