@@ -1,9 +1,12 @@
-"""The sandbox's node agents process: the scheduler and every node's kubelet.
+"""The sandbox's node agents process: scheduler, kubelets and controllers.
 
 One asyncio process hosts them all and shares a single pod watch, since the
 embedded API server and these stand-ins run on the same two cores as the
 real CNI path being tested. Events are routed to the scheduler (pods with no
-node) and to the kubelet of the pod's node.
+node), to the kubelet of the pod's node and to the controllers' pod cache
+(`sandbox.controllers`: ReplicaSet, Deployment, DaemonSet, EndpointSlice,
+Endpoints, the `kubernetes` Service), which watch their other kinds
+themselves.
 
     python -m sandbox.agents --state-dir DIR [--ready-fd N]
 """
@@ -22,6 +25,8 @@ import aiohttp
 import structlog
 
 from sandbox import workers
+from sandbox.components import control_ip
+from sandbox.controllers.manager import ControllerManager, api_port
 from sandbox.kubelet import Kubelet
 from sandbox.layout import Layout
 from sandbox.scheduler import Scheduler
@@ -40,6 +45,11 @@ class Agents:
     def __init__(self, layout: Layout, kube: KubeClient) -> None:
         self.layout = layout
         self.kube = kube
+        # The API's advertised address is the control-plane host on the
+        # underlay, where the nodes reach the root namespace's services.
+        self.controllers = ControllerManager(
+            kube, api_address=control_ip(layout), api_port=api_port(layout.api_url)
+        )
         self.kubelets = {n.name: Kubelet(kube, layout, n) for n in layout.nodes}
         self.scheduler = Scheduler(
             kube,
@@ -64,6 +74,7 @@ class Agents:
         else:
             self.known[uid] = pod
         self.scheduler.on_pod(kind, pod)
+        self.controllers.feed_pod(kind, pod)
         kubelet = self.kubelets.get(pod["spec"].get("nodeName") or "")
         if kubelet is not None:
             kubelet.on_pod(kind, pod)
@@ -85,6 +96,7 @@ class Agents:
                 for kubelet in self.kubelets.values():
                     kubelet.collect_orphans(seen)
                 synced.set()
+                self.controllers.pods_synced()
                 while True:
                     expired = False
                     async for ev in self.kube.watch("/api/v1/pods", rv, timeout_seconds=None):
@@ -105,6 +117,7 @@ class Agents:
                 backoff = min(backoff * 2, 5.0)
 
     async def close(self) -> None:
+        await self.controllers.close()
         await self.scheduler.close()
         await asyncio.gather(*(k.close() for k in self.kubelets.values()))
 
@@ -128,6 +141,7 @@ async def amain(state_dir: Path, ready_fd: int | None) -> int:
         synced = asyncio.Event()
         watcher = asyncio.create_task(agents.watch_pods(synced))
         await synced.wait()
+        await agents.controllers.start()
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)

@@ -2,8 +2,9 @@
 
 The sandbox has no kube-scheduler, but pods created without `spec.nodeName`
 must land on a node the way they would in a cluster: through the
-pods/binding subresource. Placement is least-pods with the node's labels
-checked against `spec.nodeSelector`; counts are bumped at bind time so a
+pods/binding subresource. Placement is least-pods among the nodes that
+`spec.nodeSelector` and the required node affinity admit (DaemonSet pods
+are pinned to their node by a `metadata.name` matchFields term); counts are bumped at bind time so a
 burst spreads evenly instead of piling onto the node that looked emptiest.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from sandbox.controllers.podutil import node_affinity_matches
 from services.common.kube import KubeClient, KubeError
 from services.common.tasks import cancel_and_wait
 
@@ -54,11 +56,8 @@ class Scheduler:
         task.add_done_callback(self.tasks.discard)
 
     def choose(self, pod: dict[str, Any]) -> str | None:
-        selector: dict[str, str] = pod["spec"].get("nodeSelector") or {}
         fits = [
-            n
-            for n, labels in self.nodes.items()
-            if all(labels.get(k) == v for k, v in selector.items())
+            n for n, labels in self.nodes.items() if node_affinity_matches(pod["spec"], n, labels)
         ]
         if not fits:
             return None
@@ -107,6 +106,11 @@ class Scheduler:
         md = pod["metadata"]
         selector = pod["spec"].get("nodeSelector") or {}
         msg = f"0/{len(self.nodes)} nodes are available: none matches nodeSelector {selector}"
+        if (pod["spec"].get("affinity") or {}).get("nodeAffinity"):
+            msg = (
+                f"0/{len(self.nodes)} nodes are available: "
+                "none matches the pod's node affinity/selector"
+            )
         log.warning("no node fits", pod=f"{md['namespace']}/{md['name']}", selector=selector)
         body = {
             "apiVersion": "v1",

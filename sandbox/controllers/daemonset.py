@@ -1,0 +1,378 @@
+"""The DaemonSet controller: one pod per eligible node.
+
+kovn itself ships as DaemonSets (dataplane, pinger), so the sandbox must run
+them as a cluster would. A node is eligible when it matches the template's
+nodeSelector and required node affinity and its NoSchedule/NoExecute taints
+are tolerated, counting the tolerations the controller adds to every
+daemon pod (not-ready, unreachable, disk/memory/pid pressure,
+unschedulable, and network-unavailable for hostNetwork pods). Each pod is
+pinned to its node the way the real controller does it: a required node
+affinity term on `metadata.name`, which the scheduler then binds. A node
+that appears gets its pod, a deleted or failed pod is replaced, pods on
+nodes no longer eligible are deleted. RollingUpdate replaces outdated pods
+at most maxUnavailable (default 1) at a time; OnDelete waits for the user.
+Status: desiredNumberScheduled, currentNumberScheduled, numberMisscheduled,
+numberReady, numberAvailable, numberUnavailable, updatedNumberScheduled,
+observedGeneration.
+
+Left out: maxSurge (pods are replaced delete-then-create) and
+ControllerRevision objects (`controller-revision-hash` is a hash of the
+template, so `kubectl rollout history daemonset` shows nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import defaultdict
+
+import structlog
+
+from sandbox.controllers import events
+from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.deployment import scaled_value, template_hash
+from sandbox.controllers.ownership import claim
+from sandbox.controllers.podutil import (
+    available_in,
+    controller_ref,
+    is_ready,
+    node_affinity_matches,
+    now,
+    owner_ref,
+    parse_ts,
+    selector_matches,
+    untolerated_taints,
+)
+from services.common.kube import KubeClient, KubeError
+
+log = structlog.get_logger(__name__)
+
+KIND = "DaemonSet"
+API_VERSION = "apps/v1"
+HASH_LABEL = "controller-revision-hash"
+GENERATION_LABEL = "pod-template-generation"
+COMPONENT = "daemonset-controller"
+
+#: Added to every daemon pod, as the DaemonSet docs list them.
+DEFAULT_TOLERATIONS: list[Obj] = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+]
+HOST_NETWORK_TOLERATION: Obj = {
+    "key": "node.kubernetes.io/network-unavailable",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+
+def ds_path(ns: str, name: str, sub: str = "") -> str:
+    return f"/apis/apps/v1/namespaces/{ns}/daemonsets/{name}" + (f"/{sub}" if sub else "")
+
+
+def pod_path(pod: Obj) -> str:
+    md = pod["metadata"]
+    return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
+
+
+# -- pure logic ----------------------------------------------------------------
+
+
+def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
+    """The template's tolerations plus the defaults it lacks."""
+    out = list(pod_spec.get("tolerations") or [])
+    extra = [*DEFAULT_TOLERATIONS]
+    if pod_spec.get("hostNetwork"):
+        extra.append(HOST_NETWORK_TOLERATION)
+    for t in extra:
+        if not any(o.get("key") == t["key"] and o.get("effect") == t["effect"] for o in out):
+            out.append(dict(t))
+    return out
+
+
+def should_run(ds: Obj, node: Obj) -> bool:
+    spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+    md = node["metadata"]
+    if not node_affinity_matches(spec, md["name"], md.get("labels") or {}):
+        return False
+    return not untolerated_taints(node, daemon_tolerations(spec))
+
+
+def pinned_node(pod: Obj) -> str | None:
+    """The node a daemon pod is for: where it runs, or where its affinity pins it."""
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName"):
+        return str(spec["nodeName"])
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for f in term.get("matchFields") or []:
+            if f.get("key") == "metadata.name" and f.get("operator") == "In" and f.get("values"):
+                return str(f["values"][0])
+    return None
+
+
+def pod_for_node(ds: Obj, node: str, hash_: str) -> Obj:
+    template = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
+    tmeta = template.get("metadata") or {}
+    labels = dict(tmeta.get("labels") or {})
+    labels[HASH_LABEL] = hash_
+    labels[GENERATION_LABEL] = str(ds["metadata"].get("generation", 1))
+    spec = template.get("spec") or {}
+    spec["tolerations"] = daemon_tolerations(spec)
+    # The required term naming the node replaces any other: the controller
+    # has already checked the template's own terms against this node.
+    affinity = spec.setdefault("affinity", {})
+    node_aff = affinity.setdefault("nodeAffinity", {})
+    node_aff["requiredDuringSchedulingIgnoredDuringExecution"] = {
+        "nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+        ]
+    }
+    md: Obj = {
+        "generateName": f"{ds['metadata']['name']}-",
+        "namespace": ds["metadata"]["namespace"],
+        "labels": labels,
+        "ownerReferences": [owner_ref(ds, KIND, API_VERSION)],
+    }
+    if tmeta.get("annotations"):
+        md["annotations"] = tmeta["annotations"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec}
+
+
+def _age(pod: Obj) -> float:
+    t = parse_ts(pod["metadata"].get("creationTimestamp"))
+    return t.timestamp() if t else 0.0
+
+
+# -- the controller ------------------------------------------------------------
+
+
+class DaemonSetController:
+    def __init__(self, kube: KubeClient, dss: Informer, nodes: Informer, pods: Informer) -> None:
+        self.kube = kube
+        self.dss = dss
+        self.nodes = nodes
+        self.pods = pods
+        self.workers = KeyedWorkers("daemonset", self.reconcile)
+        dss.handlers.append(self._on_ds)
+        nodes.handlers.append(self._on_node)
+        pods.handlers.append(self._on_pod)
+
+    def _on_ds(self, kind: str, ds: Obj, old: Obj | None) -> None:
+        self.workers.add((ds["metadata"]["namespace"], ds["metadata"]["name"]))
+
+    def _on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
+        if old is not None and kind != "DELETED":
+            keep = ("labels",)
+            same_meta = all(old["metadata"].get(k) == node["metadata"].get(k) for k in keep)
+            if same_meta and (old.get("spec") or {}).get("taints") == (node.get("spec") or {}).get(
+                "taints"
+            ):
+                return  # a heartbeat: nothing eligibility depends on changed
+        self.resync()
+
+    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        ref = controller_ref(pod)
+        if ref is not None and ref.get("kind") == KIND:
+            self.workers.add((pod["metadata"]["namespace"], ref["name"]))
+
+    def resync(self) -> None:
+        for ds in self.dss.objects():
+            self._on_ds("SYNC", ds, None)
+
+    async def reconcile(self, key: Key) -> None:
+        ns, name = key
+        ds = self.dss.get(ns, name)
+        if ds is None:
+            return
+        spec = ds.get("spec") or {}
+        selector = spec.get("selector")
+        if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            return
+        owned = await claim(
+            self.kube,
+            self.pods,
+            pod_path,
+            ds,
+            KIND,
+            API_VERSION,
+            [p for p in self.pods.objects(ns) if not p["metadata"].get("deletionTimestamp")],
+            lambda p: selector_matches(selector, p["metadata"].get("labels")),
+        )
+        h = template_hash(spec.get("template") or {})
+        by_node: dict[str, list[Obj]] = defaultdict(list)
+        for p in owned:
+            node = pinned_node(p)
+            if node:
+                by_node[node].append(p)
+        nodes = {n["metadata"]["name"]: n for n in self.nodes.objects()}
+        eligible = {n for n, node in nodes.items() if should_run(ds, node)}
+        deleting = bool(ds["metadata"].get("deletionTimestamp"))
+        create: list[str] = []
+        delete: list[Obj] = []
+        # A node whose daemon pod is still terminating gets its new one once
+        # the old is gone (a hostNetwork pod's ports would clash otherwise).
+        terminating = {
+            pinned_node(p)
+            for p in self.pods.objects(ns)
+            if p["metadata"].get("deletionTimestamp")
+            and (controller_ref(p) or {}).get("uid") == ds["metadata"]["uid"]
+        }
+        for node in sorted(eligible):
+            pods = sorted(by_node.get(node, []), key=_age)
+            failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+            delete += failed
+            pods = [p for p in pods if p not in failed]
+            if not pods:
+                if node not in terminating:
+                    create.append(node)
+            else:
+                delete += pods[1:]  # one per node: the oldest stays
+        for node, pods in by_node.items():
+            if node not in eligible:
+                delete += pods
+        min_ready = int(spec.get("minReadySeconds", 0) or 0)
+        at = now()
+        if not deleting:
+            delete += self._rolling_victims(ds, eligible, by_node, h, min_ready, at)
+            await self._delete(ds, delete)
+            await self._create(ds, create, h)
+        await self._write_status(ds, eligible, h, min_ready)
+
+    def _rolling_victims(
+        self,
+        ds: Obj,
+        eligible: set[str],
+        by_node: dict[str, list[Obj]],
+        h: str,
+        min_ready: int,
+        at: object,
+    ) -> list[Obj]:
+        strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            return []
+        max_unavailable = scaled_value(
+            (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), len(eligible), True
+        )
+        max_unavailable = max(1, max_unavailable)
+        outdated_unavailable: list[Obj] = []
+        outdated_available: list[Obj] = []
+        unavailable = 0
+        for node in eligible:
+            pods = by_node.get(node) or []
+            pod = min(pods, key=_age) if pods else None
+            ok = pod is not None and available_in(pod, min_ready, now()) == 0.0
+            if not ok:
+                unavailable += 1
+            if pod is not None and (pod["metadata"].get("labels") or {}).get(HASH_LABEL) != h:
+                (outdated_available if ok else outdated_unavailable).append(pod)
+        # An outdated pod that is not available costs nothing to replace.
+        victims = list(outdated_unavailable)
+        budget = max_unavailable - unavailable
+        victims += sorted(outdated_available, key=_age)[: max(0, budget)]
+        return victims
+
+    async def _create(self, ds: Obj, nodes: list[str], h: str) -> None:
+        ns = ds["metadata"]["namespace"]
+
+        async def one(node: str) -> None:
+            out = await self.kube.create(f"/api/v1/namespaces/{ns}/pods", pod_for_node(ds, node, h))
+            self.pods.wrote(out)
+            await events.record(
+                self.kube,
+                ds,
+                "SuccessfulCreate",
+                f"Created pod: {out['metadata']['name']}",
+                component=COMPONENT,
+            )
+
+        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def _delete(self, ds: Obj, pods: list[Obj]) -> None:
+        async def one(pod: Obj) -> None:
+            try:
+                out = await self.kube.delete(
+                    pod_path(pod), {"preconditions": {"uid": pod["metadata"]["uid"]}}
+                )
+            except KubeError as e:
+                if e.status in (404, 409):
+                    return
+                raise
+            if (out.get("metadata") or {}).get("deletionTimestamp"):
+                self.pods.wrote(out)
+            else:
+                self.pods.removed(pod)
+            await events.record(
+                self.kube,
+                ds,
+                "SuccessfulDelete",
+                f"Deleted pod: {pod['metadata']['name']}",
+                component=COMPONENT,
+            )
+
+        unique = {p["metadata"]["uid"]: p for p in pods}
+        await asyncio.gather(*(one(p) for p in unique.values()))
+
+    async def _write_status(self, ds: Obj, eligible: set[str], h: str, min_ready: int) -> None:
+        md = ds["metadata"]
+        uid = md["uid"]
+        by_node: dict[str, list[Obj]] = defaultdict(list)
+        for p in self.pods.objects(md["namespace"]):
+            if (controller_ref(p) or {}).get("uid") == uid and not p["metadata"].get(
+                "deletionTimestamp"
+            ):
+                node = pinned_node(p)
+                if node:
+                    by_node[node].append(p)
+        at = now()
+        current = ready = available = updated = 0
+        wake: float | None = None
+        for node in eligible:
+            pods = by_node.get(node)
+            if not pods:
+                continue
+            current += 1
+            pod = min(pods, key=_age)
+            if is_ready(pod):
+                ready += 1
+            left = available_in(pod, min_ready, at)
+            if left == 0.0:
+                available += 1
+            elif left is not None:
+                wake = left if wake is None else min(wake, left)
+            if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == h:
+                updated += 1
+        status: Obj = {
+            "desiredNumberScheduled": len(eligible),
+            "currentNumberScheduled": current,
+            "numberMisscheduled": sum(1 for n in by_node if n not in eligible),
+            "numberReady": ready,
+            "numberAvailable": available,
+            "numberUnavailable": len(eligible) - available,
+            "updatedNumberScheduled": updated,
+            "observedGeneration": md.get("generation", 1),
+        }
+        old = ds.get("status") or {}
+        if any(old.get(k, 0) != v for k, v in status.items()):
+            try:
+                self.dss.wrote(
+                    await self.kube.merge_patch(
+                        ds_path(md["namespace"], md["name"], "status"), {"status": status}
+                    )
+                )
+            except KubeError as e:
+                if e.status != 404:
+                    raise
+        if wake is not None:
+            raise Requeue("daemon pods become available", wake + 0.05)
+
+    async def close(self) -> None:
+        await self.workers.close()
