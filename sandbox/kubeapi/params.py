@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 from multidict import MultiMapping
 
+from . import protobuf
 from .errors import ApiError, bad_request
 from .options import DeleteOptions, WriteOptions
 from .resources import Obj, ResourceType
@@ -83,10 +84,22 @@ def int_param(q: Query, name: str) -> int | None:
         raise bad_request(f'invalid value for {name}: "{v}": must be an integer') from None
 
 
+def _protobuf_body(raw: bytes) -> Any:
+    """A protobuf body as the JSON object it encodes (see `protobuf`)."""
+    try:
+        return protobuf.decode(raw)
+    except protobuf.WireError as e:
+        raise bad_request(f"error decoding protobuf request body: {e}") from None
+    except protobuf.Unsupported as e:
+        raise ApiError(415, str(e), "UnsupportedMediaType") from None
+
+
 async def read_body(request: web.Request) -> Any:
-    """The body as JSON or YAML, by its Content-Type."""
+    """The body as JSON, YAML or protobuf, by its Content-Type."""
     raw = await request.read()
     ctype = request.headers.get("Content-Type", _JSON).split(";")[0].strip().lower()
+    if ctype == protobuf.MEDIA_TYPE:
+        return _protobuf_body(raw)
     try:
         if ctype in ("application/json", ""):
             return json.loads(raw)
@@ -96,7 +109,7 @@ async def read_body(request: web.Request) -> Any:
         raise bad_request(f"error decoding request body: {e}") from None
     raise ApiError(
         415,
-        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         "UnsupportedMediaType",
     )
 
