@@ -184,6 +184,9 @@ KINDS: dict[GR, KindSpec] = {
     CRD_GR: KindSpec(
         on_create=crds.on_create, on_update=crds.on_update, delete_returns_object=True
     ),
+    ("scheduling.k8s.io", "priorityclasses"): KindSpec(
+        fields=frozenset({"value", "globalDefault", "description", "preemptionPolicy"})
+    ),
     (_RBAC, "roles"): KindSpec(fields=frozenset({"rules"})),
     (_RBAC, "clusterroles"): KindSpec(fields=frozenset({"rules", "aggregationRule"})),
     (_RBAC, "rolebindings"): KindSpec(fields=frozenset({"subjects", "roleRef"})),

@@ -83,6 +83,7 @@ BUILTIN: list[ResourceType] = [
     _core("serviceaccounts", "ServiceAccount", True, ("sa",)),
     _core("persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), status=True),
     _core("persistentvolumes", "PersistentVolume", False, ("pv",), status=True),
+    _core("resourcequotas", "ResourceQuota", True, ("quota",), status=True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
@@ -107,6 +108,11 @@ BUILTIN: list[ResourceType] = [
         )
     ),
     ResourceType("batch", "v1", "jobs", "Job", True, (), status=True, categories=("all",)),
+    ResourceType(
+        "batch", "v1", "cronjobs", "CronJob", True, ("cj",), status=True, categories=("all",)
+    ),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), status=True),
+    ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
     ResourceType(
         "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), status=True
     ),
