@@ -152,6 +152,9 @@ def _up(args: argparse.Namespace, state_dir: Path) -> int:
 
         d = components.describe(lay)
         print(f"  ipam        {d['ipam']}  controller {d['controller']}  logs {d['logs']}")
+        if d["dns"]:
+            servers = ", ".join(s["address"] for s in d["dns"]["nodes"].values())
+            print(f"  cluster dns kube-dns {d['dns']['cluster_ip']} -> dnsmasq on kovn0 {servers}")
     print(f"  try: kubectl --kubeconfig {lay.kubeconfig} get nodes -o wide")
     if args.demo:
         return _demo(lay)
@@ -231,6 +234,7 @@ def _status(lay: Layout, as_json: bool) -> int:
             from sandbox import components
 
             out["kovn_health"] = components.health(lay)
+            out["dns"] = {"info": components.dns_info(lay), "health": components.dns_health(lay)}
         print(json.dumps(out, indent=2))
         return 0
     print(f"sandbox {lay.name}  state {lay.state_dir}  underlay {lay.subnet}  cni {lay.cni}")
@@ -246,6 +250,7 @@ def _status(lay: Layout, as_json: bool) -> int:
         serving = [n for n, h in health.items() if h == "SERVING"]
         print(f"kovn services {len(serving)}/{len(health)} serving (gRPC health): " + ", ".join(
             f"{n} {h}" for n, h in health.items()))  # fmt: skip
+        print(_dns_line(lay))
     # With kovn, pods take addresses from Subnets, not a per-node CIDR: show
     # each node's kovn0 join address instead.
     joins: dict[str, str] = {}
@@ -266,6 +271,20 @@ def _status(lay: Layout, as_json: bool) -> int:
     if api_error:
         print(f"(pods from the kubelet records: {api_error})")
     return 0
+
+
+def _dns_line(lay: Layout) -> str:
+    """Cluster DNS: the kube-dns ClusterIP and each node's server (address, answering?)."""
+    from sandbox import components
+
+    info = components.dns_info(lay)
+    if info is None:
+        return "cluster dns DOWN"
+    health = components.dns_health(lay)
+    nodes = info.get("nodes") or {}
+    return f"cluster dns (dnsmasq) kube-dns {info.get('cluster_ip')}: " + ", ".join(
+        f"{n} {s['address']}:{s['port']} {health.get(n, '?')}" for n, s in nodes.items()
+    )
 
 
 def _up_count(d: dict[str, int | None]) -> str:

@@ -40,7 +40,7 @@ def dig(
     if tcp:
         argv.append("+tcp")
     if qtype == "PTR":
-        argv[3:5] = ["-x", name]
+        argv[4:6] = ["-x", name]
     if ns is not None:
         argv = ["ip", "netns", "exec", ns, *argv]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 5)
