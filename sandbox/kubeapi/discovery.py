@@ -7,6 +7,12 @@ that kind accepting `fieldValidation`; finding it, kubectl leaves validation
 to the server (strict field validation) instead of downloading OpenAPI v2
 for client-side checks. So each group-version gets a small v3 document
 with those operations, and custom resources carry their CRD schema.
+
+A `kind: List` has no such operation, so for it kubectl does download
+OpenAPI v2 (as gnostic protobuf) and checks each item against the
+definition of its kind; the v2 document served here has no definitions,
+so kubectl checks only that every item names its apiVersion and kind and
+the server then validates each item as it is written.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from .protobuf.wire import encode_field
 from .registry import Registry
 from .resources import VERBS, Obj, ResourceType
 
@@ -259,3 +266,25 @@ def openapi_root(reg: Registry) -> Obj:
             p = _gv_path(group, v)
             paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={digest}"}
     return {"paths": paths}
+
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def openapi_v2(accept: str) -> tuple[bytes, str]:
+    """The OpenAPI v2 document (body, media type): gnostic protobuf when
+    the client asks for it (kubectl does), else JSON. Its fields in the
+    protobuf form: swagger = 1, info = 2 (title = 1, version = 2),
+    paths = 8, definitions = 9."""
+    title, version = "Kubernetes", VERSION["gitVersion"]
+    if "protobuf" in accept:
+        info = encode_field(1, title) + encode_field(2, version)
+        body = (
+            encode_field(1, "2.0")
+            + encode_field(2, info)
+            + encode_field(8, b"")
+            + encode_field(9, b"")
+        )
+        return body, OPENAPI_V2_PROTOBUF
+    doc = {"swagger": "2.0", "info": {"title": title, "version": version}, "paths": {}}
+    return json.dumps({**doc, "definitions": {}}).encode(), "application/json"

@@ -163,7 +163,8 @@ class Http:
                 raise _NOT_FOUND
             return _json(doc)
         if path == "/openapi/v2":
-            raise _NOT_FOUND
+            body, ctype = discovery.openapi_v2(accept)
+            return web.Response(body=body, headers={"Content-Type": ctype})
         if len(parts) == 2 and parts[0] == "api":
             doc = discovery.resource_list(reg, "", parts[1])
             if doc is None:
