@@ -228,19 +228,26 @@ def join_argv(proc: Proc, workdir: str, argv: list[str], tty: bool = False) -> l
     ]
 
 
-def _remove_cgroup(cg: Path, timeout: float = 2.0) -> None:
-    # rmdir is refused (EBUSY) until the last killed process is reaped.
+def _remove_cgroup(cg: Path, timeout: float = 5.0) -> None:
+    # rmdir is refused (EBUSY) until the last killed process has exited, and
+    # a pod's directory (ENOTEMPTY) until its containers' are gone.
     deadline = time.monotonic() + timeout
     while True:
+        with contextlib.suppress(OSError):
+            for child in cg.iterdir():
+                if child.is_dir():
+                    _remove_cgroup(child, max(0.0, deadline - time.monotonic()))
         try:
             cg.rmdir()
             return
         except FileNotFoundError:
             return
         except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
                 return
-            time.sleep(0.01)
+            with contextlib.suppress(OSError):
+                (cg / "cgroup.kill").write_text("1")
+            time.sleep(0.005)
 
 
 async def remove_cgroup(cg: Path | None) -> None:
