@@ -10,6 +10,11 @@ process has a pidfile and a log under the state dir (`kovn/`), so `down`
 stops them from the state dir alone and `status` can ask each one for its
 gRPC health.
 
+Once the nodes are bootstrapped, cluster DNS starts too (`sandbox/dns`: a
+feeder and a dnsmasq per node on its kovn0 address behind the
+`kube-system/kube-dns` Service); it is not a gRPC service, so `health()`
+leaves it out and `dns_health()` asks each node's server instead.
+
 Settings that must survive a restart of one component (the ports the
 dataplanes dial, the ipam cool-down) live in `kovn/settings.json`, written
 before anything starts.
