@@ -4,7 +4,8 @@ kubectl sends the objects its generators build (`kubectl create namespace|
 deployment|service|configmap|secret|job|role|...`, `kubectl run`) as
 protobuf, not JSON, and a real API server accepts them; this package
 turns such a body into the JSON object the API keeps, for the built-in
-kinds listed in `OBJECTS`. Answers stay JSON, which kubectl accepts as
+kinds listed in `OBJECTS` (and the Binding and Eviction subresource
+bodies a scheduler and `kubectl drain` post). Answers stay JSON, which kubectl accepts as
 well.
 
 Layout: `wire` (the wire format), `envelope` (the `k8s\\x00` +
@@ -41,6 +42,7 @@ OBJECTS: dict[tuple[str, str], str] = {
             "Service",
             "Pod",
             "ResourceQuota",
+            "Binding",
         )
     },
     ("apps/v1", "Deployment"): "Deployment",
@@ -51,6 +53,7 @@ OBJECTS: dict[tuple[str, str], str] = {
         for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
     },
     ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
+    ("policy/v1", "Eviction"): "Eviction",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
 }

@@ -236,3 +236,5 @@ message(
     6 podIP str; 7 startTime Time?; 9 qosClass str
     """,
 )
+# pods/binding (a scheduler's) and, in `groups`, pods/eviction (`kubectl drain`).
+message("Binding", "1 metadata ObjectMeta; 2 target ObjectReference!")

@@ -44,3 +44,13 @@ message(
     5 reason str!; 6 message str!
     """,
 )
+# The options of a delete, which an Eviction carries.
+message(
+    "DeleteOptions",
+    """
+    1 gracePeriodSeconds i64?; 2 preconditions Preconditions?; 3 orphanDependents bool?
+    4 propagationPolicy str?; 5 dryRun [str]
+    6 ignoreStoreReadErrorWithClusterBreakingPotential bool?
+    """,
+)
+message("Preconditions", "1 uid str?; 2 resourceVersion str?")

@@ -278,9 +278,9 @@ async def test_protobuf_bodies_that_cannot_be_read(kapi: Pair) -> None:
     assert "v1 ConfigMap: field 9 of ConfigMap" in status["message"]
 
     code, status = await _post(
-        srv.url, "/api/v1/namespaces/default/configmaps", wrap("v1", "Binding", b"")
+        srv.url, "/api/v1/namespaces/default/configmaps", wrap("v1", "Node", b"")
     )
-    assert code == 415 and "v1 Binding cannot be decoded" in status["message"], status
+    assert code == 415 and "v1 Node cannot be decoded" in status["message"], status
 
     # a body of another kind than the URL's is refused as with JSON
     body = wrap("v1", "Secret", f(1, f(1, "s")))
@@ -290,3 +290,32 @@ async def test_protobuf_bodies_that_cannot_be_read(kapi: Pair) -> None:
     ok = wrap("v1", "ConfigMap", f(1, f(1, "made")) + f(2, f(1, "k") + f(2, "v")))
     code, obj = await _post(srv.url, "/api/v1/namespaces/default/configmaps", ok)
     assert code == 201 and obj["data"] == {"k": "v"}, obj
+
+
+NODE_AND_POD = """
+apiVersion: v1
+kind: Node
+metadata: {name: node-a}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: drained}
+spec:
+  nodeName: node-a
+  containers: [{name: c, image: busybox}]
+"""
+
+
+async def test_kubectl_drain_posts_a_protobuf_eviction(kapi: Pair, tmp_path: Path) -> None:
+    srv, _ = kapi
+    rc, out, err = await kubectl(srv, tmp_path, "apply", "-f", "-", stdin=NODE_AND_POD)
+    assert rc == 0, err
+    rc, out, err = await kubectl(
+        srv, tmp_path, "-v=8", "drain", "node-a", "--force", "--grace-period=0", "--timeout=30s"
+    )
+    assert rc == 0 and "pod/drained evicted" in out, err
+    # the one body drain POSTs is the eviction (the cordon is a strategic merge patch)
+    assert "pods/drained/eviction" in err
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in err
+    rc, out, err = await kubectl(srv, tmp_path, "get", "pods", "-o", "name")
+    assert rc == 0 and out.strip() == "", (out, err)

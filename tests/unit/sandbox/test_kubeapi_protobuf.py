@@ -162,8 +162,8 @@ def test_malformed_bodies_are_wire_errors(body: bytes, message: str) -> None:
 
 
 def test_unknown_kind_and_unknown_field_are_named() -> None:
-    with pytest.raises(protobuf.Unsupported, match="v1 Binding cannot be decoded"):
-        protobuf.decode(wrap("v1", "Binding", b""))
+    with pytest.raises(protobuf.Unsupported, match="v1 Node cannot be decoded"):
+        protobuf.decode(wrap("v1", "Node", b""))
     spec = f(99, 1)
     with pytest.raises(
         protobuf.Unsupported, match=r"apps/v1 Deployment: field 99 of DeploymentSpec \(at spec\)"
@@ -175,6 +175,17 @@ def test_unknown_kind_and_unknown_field_are_named() -> None:
         match=r"field 90 of Container \(at spec.template.spec.containers\[0\]\)",
     ):
         protobuf.decode(wrap("batch/v1", "Job", f(2, nested)))
+
+
+def test_eviction_delete_options() -> None:
+    opts = f(1, 0) + f(2, f(1, "u-1")) + f(4, "Foreground")
+    ev = protobuf.decode(wrap("policy/v1", "Eviction", f(1, meta("p", ns=f(3, "d"))) + f(2, opts)))
+    assert ev["metadata"] == {"name": "p", "namespace": "d", "creationTimestamp": None}
+    assert ev["deleteOptions"] == {
+        "gracePeriodSeconds": 0,
+        "preconditions": {"uid": "u-1"},
+        "propagationPolicy": "Foreground",
+    }
 
 
 def test_tables_are_consistent() -> None:
