@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.api.ipam.v1 import ipam_pb2
 from services.common.kube import KubeClient
@@ -23,6 +23,9 @@ from services.controller.ipam_client import IpamClient
 from services.controller.nb.client import NbClient
 from services.controller.nb.sync import NbSync
 from services.controller.subnet_spec import PoolSpec, SubnetSpec
+
+if TYPE_CHECKING:
+    from services.controller.kind import Kind
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class Context:
     #: Set when pod addresses were allocated or released: Subnet usage is stale.
     usage_changed: asyncio.Event = field(default_factory=asyncio.Event)
     queues: Queues = field(default_factory=_NoQueues)
+    #: Every kind by name (set by the registry), for kinds that work as a pair.
+    kinds: dict[str, Kind] = field(default_factory=dict)
 
     def index_pod(self, nkey: str, node: str, ips: tuple[str, ...]) -> None:
         """Record (or with node "" forget) where a NIC's egress leaves from."""

@@ -26,6 +26,8 @@ class Registry:
 
     def __init__(self, kinds: Sequence[Kind], informers: dict[str, Informer]) -> None:
         self.kinds = {k.name: k for k in kinds}
+        for kind in kinds:
+            kind.ctx.kinds = self.kinds
         self.informers = informers
         self.queues: dict[str, WorkQueue] = {}
         self._fan: dict[str, list[tuple[str, FanIn]]] = {}

@@ -15,6 +15,17 @@ from services.controller.kinds.ippools import IPPools
 from services.controller.kinds.namespaces import Namespaces
 from services.controller.kinds.nodes import Nodes
 from services.controller.kinds.pods import Pods
+from services.controller.kinds.services import EndpointSlices, Services
 from services.controller.kinds.subnets import Subnets
 
-KINDS: tuple[type[Kind], ...] = (Subnets, IPPools, Namespaces, Nodes, Pods, Egress)
+KINDS: tuple[type[Kind], ...] = (
+    Subnets,
+    IPPools,
+    Namespaces,
+    Nodes,
+    Pods,
+    Egress,
+    # Slices first: their prepare() indexes them before Services' rows are read.
+    EndpointSlices,
+    Services,
+)

@@ -59,7 +59,8 @@ class Subnets(Kind):
         default = internal_subnet(cfg.default_subnet, cfg.default_subnet_cidr)
         join = dataclasses.replace(internal_subnet(cfg.join_subnet, cfg.join_cidr), internal=True)
         existing = {s.name: s for s in await self.ctx.ipam.list_subnets()}
-        await self.ctx.sync.sync(names.router_owner(), [subnet_topology.router_row()])
+        for row in subnet_topology.cluster_rows():
+            await self.ctx.sync.sync(row.owner, [row])
         for spec in (default, join):
             obj = self.ctx.informers["subnets"].get(spec.name)
             if obj is not None:
@@ -103,7 +104,7 @@ class Subnets(Kind):
         await self.ctx.sync.sync(names.subnet_owner(spec.name), self._rows(spec))
 
     def desired_rows(self) -> Iterable[DesiredRow]:
-        yield subnet_topology.router_row()
+        yield from subnet_topology.cluster_rows()
         for spec in self.ctx.subnets.values():
             yield from self._rows(spec)
 

@@ -27,8 +27,32 @@ from services.controller.nb.rows import (
 from services.controller.nb.tables import TABLES, ColumnValue, Holder, spec, strong_referrers
 
 _STAMPS = (OWNER_KEY, HASH_KEY, PARENT_KEY, NAME_KEY, PARENT_TABLE_KEY)
-#: Tables with a unique name index in the schema (looked up on the IDL's index).
-_INDEXED = frozenset({"Logical_Switch_Port", "Logical_Router_Port", "Address_Set", "Port_Group"})
+#: Tables whose rows are found by `name` on an index the replica keeps current
+#: (every pod has a port, every Service a load balancer); the others are few,
+#: or named in external_ids, and get one name map per transaction.
+_INDEXED = (
+    "Logical_Switch",
+    "Logical_Switch_Port",
+    "Logical_Router_Port",
+    "Address_Set",
+    "Port_Group",
+    "Load_Balancer",
+    "Load_Balancer_Group",
+)
+
+
+def _ids(table: str, row: Any) -> dict[str, str]:
+    """A row's external_ids ({} for a table that has none)."""
+    return dict(row.external_ids) if spec(table).stamped else {}
+
+
+def _owner(table: str, name: str, row: Any) -> str | None:
+    """Who owns a row by kovn's stamp (or by its name, where it cannot be stamped)."""
+    t = spec(table)
+    if t.stamped:
+        owner: str | None = row.external_ids.get(OWNER_KEY)
+        return owner
+    return t.unstamped_owner(name)
 
 
 def row_name(table: str, row: Any) -> str:
@@ -74,13 +98,14 @@ def actual_columns(table: str, row: Any) -> dict[str, ColumnValue]:
 
 def actual_digest(table: str, row: Any, parent: str, parent_table: str = "") -> str:
     """The digest `row` would have if kovn had written its current content."""
-    ids = dict(row.external_ids)
+    ids = _ids(table, row)
     labels = {k: v for k, v in ids.items() if k not in _STAMPS}
+    owner = _owner(table, row_name(table, row), row) or ""
     parent_id = f"{parent_table}:{parent}" if parent and parent_table else parent
     return row_digest(
         table,
         row_name(table, row),
-        ids.get(OWNER_KEY, ""),
+        owner,
         parent_id,
         actual_columns(table, row),
         labels,
@@ -94,12 +119,12 @@ def _snapshot(tables: Tables) -> dict[RowKey, OwnedRow]:
     for t in TABLES.values():
         default = t.held_by[0].table if t.held_by else ""
         for row in tables[t.name].rows.values():
-            owner = row.external_ids.get(OWNER_KEY)
+            name = row_name(t.name, row)
+            owner = _owner(t.name, name, row)
             if owner is None:
                 continue
             holder_table, parent = parents[t.name].get(row.uuid, ("", ""))
             parent_table = holder_table if holder_table != default else ""
-            name = row_name(t.name, row)
             found[(t.name, name)] = OwnedRow(
                 table=t.name,
                 name=name,
@@ -153,12 +178,13 @@ class _Apply:
         # Roots first so that children created in the same txn can attach.
         for want in sorted(self.ensure, key=lambda r: spec(r.table).is_child):
             row = self._lookup(want.table, want.name, created)
+            t = spec(want.table)
             ids = want.external_ids()
             if row is not None:
                 forced = (want.table, want.name) in self.force
-                if not forced and row.external_ids.get(HASH_KEY) == ids[HASH_KEY]:
+                if not forced and self._current(want, row, ids):
                     continue
-                if OWNER_KEY not in row.external_ids:
+                if _owner(want.table, want.name, row) is None:
                     # Never take over a row someone else created.
                     raise RuntimeError(
                         f"{want.table} {want.name!r} exists and is not owned by kovn"
@@ -181,7 +207,8 @@ class _Apply:
             for column, value in want.full_columns().items():
                 if column not in refs:
                     setattr(row, column, value)
-            row.external_ids = ids
+            if t.stamped:
+                row.external_ids = ids
             written.append((want, row))
         for want, row in written:
             for column, target in spec(want.table).refs.items():
@@ -191,7 +218,7 @@ class _Apply:
         changed = len(written)
         for gone in self.remove:
             row = self._lookup(gone.table, gone.name, {})
-            if row is None or row.external_ids.get(OWNER_KEY) != gone.owner:
+            if row is None or _owner(gone.table, gone.name, row) != gone.owner:
                 continue
             t = spec(gone.table)
             if t.is_child:
@@ -204,6 +231,14 @@ class _Apply:
             row.delete()
             changed += 1
         return changed
+
+    @staticmethod
+    def _current(want: DesiredRow, row: Any, ids: dict[str, str]) -> bool:
+        """Whether the row already holds what `want` says (cheaply, by its
+        hash stamp; an unstamped row by its real content)."""
+        if spec(want.table).stamped:
+            return bool(row.external_ids.get(HASH_KEY) == ids[HASH_KEY])
+        return actual_digest(want.table, row, "") == want.digest
 
     def _resolve(self, table: str, name: str, want: DesiredRow, created: dict[RowKey, Any]) -> Any:
         row = self._lookup(table, name, created)

@@ -48,6 +48,8 @@ class DesiredRow:
         t = spec(self.table)  # an unknown table fails here, not in a txn
         if t.is_child != bool(self.parent):
             raise ValueError(f"{self.table} {self.name!r}: a parent is needed exactly for children")
+        if not t.stamped and (self.labels or t.unstamped_owner(self.name) != self.owner):
+            raise ValueError(f"{self.table} rows carry no stamps: named kovn*, owned by their name")
         unknown = set(self.columns) - set(t.managed)
         if unknown:
             raise ValueError(f"{self.table} {self.name!r}: unmanaged columns {sorted(unknown)}")

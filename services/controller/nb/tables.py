@@ -5,20 +5,19 @@ value, so a row's digest covers exactly them), how a row is named (its
 `name` column, or `external_ids:kovn-name` for tables without one), which
 columns kovn must monitor, and how rows are referenced:
 
-- a *child* row (not a root table in the schema) lives in exactly one
-  parent's column — a port in its switch's `ports`, an ACL in its switch's
-  or port group's `acls` — and disappears with it; `held_by` lists the
-  parent columns that may hold it, the first being the default;
+- a *child* row lives in exactly one parent's column — a port in its
+  switch's `ports`, an ACL in its switch's or port group's `acls`, a load
+  balancer in the cluster's load-balancer group — and is attached or
+  detached by a mutation of that column; `held_by` lists the parent columns
+  that may hold it, the first being the default;
 - a *reference column* names rows that many others may share — every switch
   naming one load balancer, a port group naming its ports. kovn writes such
   columns as lists of row names; the client resolves them to rows when it
   writes and back to names when it reads, so digests compare names, never
   uuids.
 
-Load_Balancer_Group is not here yet: in OVN 23.03 it has no `external_ids`,
-so kovn cannot stamp an owner on it. The Services work decides between
-switches naming each load balancer (`Logical_Switch.load_balancer`, here)
-and one group recognised by its name.
+Load_Balancer_Group has no `external_ids` in OVN 23.03, so kovn cannot stamp
+an owner on it: it is recognised by its name instead (`stamped=False`).
 
 Adding a table kovn writes is adding one entry here.
 """
@@ -54,6 +53,11 @@ class TableSpec:
     named_in_ids: bool = False
     #: Columns read but not set by kovn (the child lists it attaches rows to).
     also_monitor: tuple[str, ...] = ()
+    #: False for tables without `external_ids` (Load_Balancer_Group in OVN
+    #: 23.03): kovn cannot stamp them, so a row is kovn's by its name (which
+    #: starts with "kovn") and its owner is `name_owner` + its name.
+    stamped: bool = True
+    name_owner: str = ""
 
     @property
     def is_child(self) -> bool:
@@ -69,18 +73,24 @@ class TableSpec:
     def columns(self) -> list[str]:
         """Every column to monitor for this table."""
         name = [] if self.named_in_ids else ["name"]
-        return [*name, *self.managed, *self.also_monitor, "external_ids"]
+        ids = ["external_ids"] if self.stamped else []
+        return [*name, *self.managed, *self.also_monitor, *ids]
+
+    def unstamped_owner(self, name: str) -> str | None:
+        """The owner of an unstamped row, None when the row is not kovn's."""
+        return f"{self.name_owner}{name}" if name.startswith("kovn") else None
 
 
 _LS, _LR, _PG = "Logical_Switch", "Logical_Router", "Port_Group"
+_LBG = "Load_Balancer_Group"
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec(
             _LS,
-            managed={"load_balancer": []},
-            refs={"load_balancer": "Load_Balancer"},
+            managed={"load_balancer": [], "load_balancer_group": []},
+            refs={"load_balancer": "Load_Balancer", "load_balancer_group": _LBG},
             weak=frozenset({"load_balancer"}),
             also_monitor=("ports", "acls"),
         ),
@@ -109,10 +119,15 @@ TABLES: dict[str, TableSpec] = {
             weak=frozenset({"ports"}),
             also_monitor=("acls",),
         ),
+        # A load balancer is a root row the group holds (weakly): kovn puts
+        # it in and takes it out with one mutation, so a Service change costs
+        # the same with one Service or ten thousand.
         TableSpec(
             "Load_Balancer",
             managed={"vips": {}, "protocol": "", "options": {}, "selection_fields": []},
+            held_by=(Holder(_LBG, "load_balancer"),),
         ),
+        TableSpec(_LBG, also_monitor=("load_balancer",), stamped=False, name_owner="lbgroup/"),
         TableSpec(
             "Logical_Router_Policy",
             managed={"priority": 0, "match": "", "action": "", "nexthops": []},

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 
 CLUSTER_ROUTER = "kovn-cluster"
+#: The one load-balancer group every switch names (Services' load balancers).
+LB_GROUP = "kovn-cluster-lbs"
 EGRESS_PRIORITY = 29000
 
 
@@ -20,6 +22,16 @@ EGRESS_PRIORITY = 29000
 
 def router_owner() -> str:
     return f"router/{CLUSTER_ROUTER}"
+
+
+def lb_group_owner() -> str:
+    # Load_Balancer_Group rows cannot be stamped: nb.tables derives this
+    # owner from the row's name.
+    return f"lbgroup/{LB_GROUP}"
+
+
+def service_owner(namespace: str, service: str) -> str:
+    return f"service/{namespace}/{service}"
 
 
 def subnet_owner(subnet: str) -> str:
@@ -78,6 +90,11 @@ def address_set_name(node: str, family: int) -> str:
 
 def egress_policy_name(node: str, family: int) -> str:
     return f"egress/{node}/ip{family}"
+
+
+def load_balancer_name(namespace: str, service: str, protocol: str) -> str:
+    """One load balancer per Service and protocol ("tcp", "udp", "sctp")."""
+    return f"kovn-lb-{namespace}-{service}-{protocol}"
 
 
 def router_mac(subnet: str) -> str:

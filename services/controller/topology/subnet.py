@@ -18,6 +18,17 @@ def router_row() -> DesiredRow:
     return DesiredRow(table="Logical_Router", name=CLUSTER_ROUTER, owner=names.router_owner())
 
 
+def lb_group_row() -> DesiredRow:
+    """The group holding every Service's load balancer; every switch names it,
+    so NB references grow with Services, not Services x switches."""
+    return DesiredRow("Load_Balancer_Group", names.LB_GROUP, names.lb_group_owner())
+
+
+def cluster_rows() -> list[DesiredRow]:
+    """The rows every subnet's rows lean on: the router and the LB group."""
+    return [router_row(), lb_group_row()]
+
+
 def private_acls(spec: SubnetSpec, join_cidrs: list[str]) -> list[DesiredRow]:
     """ACLs isolating a private subnet: only itself, its allowSubnets and the
     nodes (join subnet) may open connections to its pods; its pods may open
@@ -100,7 +111,13 @@ def subnet_rows(spec: SubnetSpec, join_cidrs: list[str] | None = None) -> list[D
     ]
     lrp = names.router_port_name(spec.name)
     return [
-        DesiredRow("Logical_Switch", spec.name, owner, labels=labels),
+        DesiredRow(
+            "Logical_Switch",
+            spec.name,
+            owner,
+            columns={"load_balancer_group": [names.LB_GROUP]},
+            labels=labels,
+        ),
         DesiredRow(
             "Logical_Router_Port",
             lrp,

@@ -21,7 +21,7 @@ from services.controller.nb.writer import NbWriter
 from services.controller.subnet_spec import internal_subnet
 from services.controller.topology import names
 from services.controller.topology.ports import NicAddress, pod_port_row
-from services.controller.topology.subnet import router_row, subnet_rows
+from services.controller.topology.subnet import cluster_rows, subnet_rows
 from tests.integration.controller.nbdb import nb_server, nbctl
 
 POLICY = "policy/default/web"
@@ -48,7 +48,7 @@ def _switch(name: str, cidr: str, lbs: list[str]) -> list[DesiredRow]:
         switch.table,
         switch.name,
         switch.owner,
-        columns={"load_balancer": lbs},
+        columns={**switch.columns, "load_balancer": lbs},
         labels=switch.labels,
     )
     return rows
@@ -65,6 +65,7 @@ def _lb(vip: str) -> DesiredRow:
         "kovn-lb-web-tcp",
         SERVICE,
         columns={"vips": {vip: "10.1.0.2:80,10.2.0.2:80"}, "protocol": "tcp"},
+        parent=names.LB_GROUP,
     )
 
 
@@ -106,7 +107,8 @@ async def test_shared_rows_created_updated_removed_without_orphans(
     nb: tuple[NbSync, str], tmp_path: Path
 ) -> None:
     sync, remote = nb
-    await sync.sync(names.router_owner(), [router_row()])
+    for row in cluster_rows():
+        await sync.sync(row.owner, [row])
     lb = "kovn-lb-web-tcp"
     # The switches of two subnets name one load balancer; the LB exists first
     # or in the same batch: the client resolves names once every row exists.
@@ -131,9 +133,12 @@ async def test_shared_rows_created_updated_removed_without_orphans(
     assert nbctl(remote, "get", "Logical_Switch", "a", "acls").strip() == "[]"
     assert len(_rows(remote, "ACL", "_uuid")) == 2
 
+    group = nbctl(remote, "--bare", "--columns=load_balancer", "find", "Load_Balancer_Group",
+                  f"name={names.LB_GROUP}")  # fmt: skip
+    assert group.split() == [lb_uuid.strip()]
     # A fresh client over the same rows: a resync writes nothing.
     desired = [
-        router_row(),
+        *cluster_rows(),
         _lb("10.96.0.10:80"),
         *_switch("a", "10.1.0.0/24", [lb]),
         *_switch("b", "10.2.0.0/24", [lb]),
@@ -167,6 +172,10 @@ async def test_shared_rows_created_updated_removed_without_orphans(
     # switch's reference goes with it instead of blocking the transaction.
     await sync.remove(SERVICE)
     assert _rows(remote, "Load_Balancer", "_uuid") == []
+    assert (
+        nbctl(remote, "--bare", "--columns=load_balancer", "list", "Load_Balancer_Group").strip()
+        == ""
+    )
     for switch in ("a", "b"):
         assert nbctl(remote, "get", "Logical_Switch", switch, "load_balancer").strip() == "[]"
     await sync.remove(POLICY)
@@ -177,5 +186,6 @@ async def test_shared_rows_created_updated_removed_without_orphans(
     assert _rows(remote, "Logical_Switch", "name") == []
     assert _rows(remote, "Logical_Switch_Port", "name") == []
     assert _rows(remote, "Logical_Router_Port", "name") == []
-    assert len(sync) == 1  # only the router is left, and known
+    assert len(sync) == 2  # only the router and the LB group are left, and known
     assert _rows(remote, "Logical_Router", "name") == [names.CLUSTER_ROUTER]
+    assert _rows(remote, "Load_Balancer_Group", "name") == [names.LB_GROUP]

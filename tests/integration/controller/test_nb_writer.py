@@ -14,7 +14,7 @@ from services.controller.nb.rows import DesiredRow, diff
 from services.controller.nb.writer import NbWriter
 from services.controller.subnet_spec import internal_subnet
 from services.controller.topology.ports import NicAddress, pod_port_row
-from services.controller.topology.subnet import router_row, subnet_rows
+from services.controller.topology.subnet import cluster_rows, subnet_rows
 from tests.integration.controller.nbdb import nb_server, nbctl
 
 
@@ -31,7 +31,7 @@ async def nb(tmp_path: Path) -> AsyncIterator[tuple[NbClient, str]]:
 
 def _topology(pods: int) -> list[DesiredRow]:
     spec = internal_subnet("ovn-default", "10.16.0.0/16")
-    rows = [router_row(), *subnet_rows(spec)]
+    rows = [*cluster_rows(), *subnet_rows(spec)]
     for i in range(pods):
         addr = NicAddress(
             f"0a:00:00:00:{i // 256:02x}:{i % 256:02x}", (f"10.16.{i // 250}.{i % 250 + 2}/16",)
