@@ -292,30 +292,25 @@ async def test_protobuf_bodies_that_cannot_be_read(kapi: Pair) -> None:
     assert code == 201 and obj["data"] == {"k": "v"}, obj
 
 
-NODE_AND_POD = """
-apiVersion: v1
-kind: Node
-metadata: {name: node-a}
----
+POD = """
 apiVersion: v1
 kind: Pod
-metadata: {name: drained}
+metadata: {name: evicted}
 spec:
   nodeName: node-a
   containers: [{name: c, image: busybox}]
 """
 
 
-async def test_kubectl_drain_posts_a_protobuf_eviction(kapi: Pair, tmp_path: Path) -> None:
+async def test_protobuf_eviction(kapi: Pair, tmp_path: Path) -> None:
+    """A typed client-go client posts pods/eviction as protobuf (kubectl drain uses JSON)."""
     srv, _ = kapi
-    rc, out, err = await kubectl(srv, tmp_path, "apply", "-f", "-", stdin=NODE_AND_POD)
+    rc, out, err = await kubectl(srv, tmp_path, "apply", "-f", "-", stdin=POD)
     assert rc == 0, err
-    rc, out, err = await kubectl(
-        srv, tmp_path, "-v=8", "drain", "node-a", "--force", "--grace-period=0", "--timeout=30s"
-    )
-    assert rc == 0 and "pod/drained evicted" in out, err
-    # the one body drain POSTs is the eviction (the cordon is a strategic merge patch)
-    assert "pods/drained/eviction" in err
-    assert "Content-Type: application/vnd.kubernetes.protobuf" in err
+    f = wire.encode_field
+    meta = f(1, "evicted") + f(3, "default")
+    body = wrap("policy/v1", "Eviction", f(1, meta) + f(2, f(1, 0)))
+    code, status = await _post(srv.url, "/api/v1/namespaces/default/pods/evicted/eviction", body)
+    assert code == 201, status
     rc, out, err = await kubectl(srv, tmp_path, "get", "pods", "-o", "name")
     assert rc == 0 and out.strip() == "", (out, err)
