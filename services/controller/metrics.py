@@ -44,3 +44,15 @@ TAKEOVER_SECONDS = Gauge(
     "kovn_controller_takeover_seconds",
     "Time from winning the Lease until every known object was reconciled once.",
 )
+SERVICES = Gauge("kovn_services", "Services kovn programs as OVN load balancers.")
+LB_BACKENDS = Gauge(
+    "kovn_lb_backends",
+    "Backends (endpoint ip:port) across a Service's VIPs, as programmed in the NB.",
+    ["namespace", "service"],
+)
+SLICE_TO_NB_SECONDS = Histogram(
+    "kovn_endpointslice_to_nb_seconds",
+    "From an EndpointSlice change seen by the controller to its Service's load"
+    " balancers committed in the NB.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

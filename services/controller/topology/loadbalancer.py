@@ -88,14 +88,25 @@ def _slice_backends(
     return sorted(set(ready or fallback), key=lambda b: (b.ip, b.port))
 
 
-def service_rows(service: Obj, slices: list[Obj]) -> list[DesiredRow]:
-    """The load balancers of one Service (empty for headless/ExternalName)."""
+@dataclass
+class ServiceLbs:
+    """A Service's load balancers, and what of it kovn could not program."""
+
+    rows: list[DesiredRow]
+    backends: int = 0
+    problems: list[str] | None = None
+
+
+def service_lbs(service: Obj, slices: list[Obj]) -> ServiceLbs:
+    """The load balancers of one Service, with its backend count and problems."""
     meta = service.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     spec = service.get("spec") or {}
     ips = cluster_ips(service)
     if not ips:
-        return []
+        return ServiceLbs([])
+    problems: list[str] = []
+    backend_count = 0
     options = {"reject": "true"}
     if spec.get("sessionAffinity") == "ClientIP":
         cfg = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -105,16 +116,18 @@ def service_rows(service: Obj, slices: list[Obj]) -> list[DesiredRow]:
     for port in spec.get("ports") or []:
         protocol = str(port.get("protocol") or "TCP")
         if protocol not in PROTOCOLS:
+            problems.append(f"port {port.get('name') or port.get('port')}: protocol {protocol!r}")
             continue
         vips = by_protocol.setdefault(protocol, {})
         for ip in ips:
             family = ipaddress.ip_address(ip).version
             backends = _slice_backends(slices, str(port.get("name") or ""), protocol, family)
+            backend_count += len(backends)
             vips[_hostport(ip, int(port["port"]))] = ",".join(
                 _hostport(b.ip, b.port) for b in backends
             )
     owner = names.service_owner(namespace, name)
-    return [
+    rows = [
         DesiredRow(
             "Load_Balancer",
             names.load_balancer_name(namespace, name, PROTOCOLS[protocol]),
@@ -125,3 +138,4 @@ def service_rows(service: Obj, slices: list[Obj]) -> list[DesiredRow]:
         )
         for protocol, vips in sorted(by_protocol.items())
     ]
+    return ServiceLbs(rows, backend_count, problems)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.api.controller.v1 import controller_pb2
 from services.common.kube import KubeError
@@ -117,6 +118,12 @@ async def test_services_follow_their_endpoint_slices(cluster: Cluster) -> None:
                             f"name={names.LB_GROUP}").split()  # fmt: skip
     assert members == [_lb(cluster, "web", "_uuid")]
     assert "reject=true" in _lb(cluster, "web", "options")
+    # Visible as metrics: backends per Service, and slice change -> NB latency.
+    assert (
+        REGISTRY.get_sample_value("kovn_lb_backends", {"namespace": "default", "service": "web"})
+        == 2
+    )
+    assert (REGISTRY.get_sample_value("kovn_endpointslice_to_nb_seconds_count") or 0) >= 1
 
     # A packet from a pod to the ClusterIP is load-balanced to a backend.
     client = await replica.stub.GetPodNetwork(
