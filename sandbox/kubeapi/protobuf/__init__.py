@@ -71,7 +71,10 @@ def decode(body: bytes) -> dict[str, Any]:
     Raises WireError for a malformed body and Unsupported for one this
     server has no table for (or whose table lacks a field it carries).
     """
-    env = unwrap(body)
+    try:
+        env = unwrap(body)
+    except UnknownField as e:
+        raise Unsupported(f"the protobuf envelope: {e}") from None
     if env.content_encoding:
         raise Unsupported(f"protobuf content encoding {env.content_encoding!r} is not supported")
     if env.content_type not in ("", MEDIA_TYPE):

@@ -314,3 +314,16 @@ async def test_protobuf_eviction(kapi: Pair, tmp_path: Path) -> None:
     assert code == 201, status
     rc, out, err = await kubectl(srv, tmp_path, "get", "pods", "-o", "name")
     assert rc == 0 and out.strip() == "", (out, err)
+
+
+async def test_kubectl_create_configmap_with_binary_data(kapi: Pair, tmp_path: Path) -> None:
+    srv, _ = kapi
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\xff\xfe\x00\x01")
+    rc, out, err = await kubectl(srv, tmp_path, "create", "configmap", "bin", f"--from-file={blob}")
+    assert rc == 0, err
+    rc, out, err = await kubectl(srv, tmp_path, "get", "configmap", "bin", "-o", "json")
+    assert rc == 0, err
+    cm = json.loads(out)
+    assert "data" not in cm
+    assert base64.b64decode(cm["binaryData"]["blob.bin"]) == b"\xff\xfe\x00\x01"

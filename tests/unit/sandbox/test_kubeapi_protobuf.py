@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
+
 import pytest
 
 from sandbox.kubeapi import protobuf
@@ -192,3 +196,21 @@ def test_tables_are_consistent() -> None:
     for name in protobuf.OBJECTS.values():
         assert name in MESSAGES
         assert MESSAGES[name].fields[1].name == "metadata"
+
+
+def test_unknown_envelope_field() -> None:
+    with pytest.raises(protobuf.Unsupported, match=r"field 6 of runtime\.Unknown"):
+        protobuf.decode(wrap("v1", "ConfigMap", b"") + f(6, "x"))
+
+
+def test_mutated_bodies_raise_only_the_two_documented_errors() -> None:
+    rng = random.Random(7)
+    spec = f(2, f(1, f(1, "p") + f(3, 80) + f(4, f(1, 1) + f(3, "http"))) + f(2, entry("a", "b")))
+    good = wrap("v1", "Service", f(1, meta("s", labels=f(11, entry("k", "v")))) + spec)
+    for _ in range(3000):
+        b = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(protobuf.envelope.MAGIC), len(b))
+            b[i] = rng.randrange(256)
+        with contextlib.suppress(protobuf.WireError, protobuf.Unsupported):
+            json.dumps(protobuf.decode(bytes(b)))
