@@ -5,7 +5,7 @@ deployment|service|configmap|secret|job|role|...`, `kubectl run`) as
 protobuf, not JSON, and a real API server accepts them; this package
 turns such a body into the JSON object the API keeps, for the built-in
 kinds listed in `OBJECTS` (and the Binding and Eviction subresource
-bodies a scheduler and `kubectl drain` post). Answers stay JSON, which kubectl accepts as
+bodies typed clients post). Answers stay JSON, which kubectl accepts as
 well.
 
 Layout: `wire` (the wire format), `envelope` (the `k8s\\x00` +

@@ -37,11 +37,11 @@ def _sub(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _expect(f: Field, wt: int, path: str) -> None:
+def _expect(f: Field, wt: int, where: str) -> None:
     want = _WIRE_OF.get(f.type, LEN)
     if wt != want:
         raise WireError(
-            f"{_sub(path, f.name)}: wire type {wire.WIRE_NAMES.get(wt, wt)}, "
+            f"{where}: wire type {wire.WIRE_NAMES.get(wt, wt)}, "
             f"expected {wire.WIRE_NAMES[want]} for {f.type}"
         )
 
@@ -197,7 +197,7 @@ def decode_message(msg: Message, buf: bytes, path: str = "") -> dict[str, Any]:
             items = seen.setdefault(num, [])
             items.extend(_value(f, VARINT, x, f"{where}[{len(items)}]") for x in packed)
             continue
-        _expect(f, wt, path)
+        _expect(f, wt, where)
         if f.repeated:
             items = seen.setdefault(num, [])
             items.append(_value(f, wt, v, f"{where}[{len(items)}]"))

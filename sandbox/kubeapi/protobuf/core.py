@@ -236,5 +236,5 @@ message(
     6 podIP str; 7 startTime Time?; 9 qosClass str
     """,
 )
-# pods/binding (a scheduler's) and, in `groups`, pods/eviction (`kubectl drain`).
+# pods/binding, as a scheduler posts it (pods/eviction is in `groups`).
 message("Binding", "1 metadata ObjectMeta; 2 target ObjectReference!")

@@ -157,5 +157,5 @@ message("IngressStatus", "1 loadBalancer IngressLoadBalancerStatus")
 message("IngressLoadBalancerStatus", "1 ingress [IngressLoadBalancerIngress]")
 message("IngressLoadBalancerIngress", "1 ip str; 2 hostname str; 4 ports [IngressPortStatus]")
 message("IngressPortStatus", "1 port i32!; 2 protocol str!; 3 error str?")
-# pods/eviction, which `kubectl drain` posts.
+# pods/eviction, as a typed client posts it.
 message("Eviction", "1 metadata ObjectMeta; 2 deleteOptions DeleteOptions?")
