@@ -4,7 +4,7 @@ One asyncio process hosts them all and shares a single pod watch, since the
 embedded API server and these stand-ins run on the same two cores as the
 real CNI path being tested. Events are routed to the scheduler (pods with no
 node), to the kubelet of the pod's node and to the controllers' pod cache
-(`sandbox.controllers`: ReplicaSet, Deployment, DaemonSet, EndpointSlice,
+(`sandbox.controllers`: ReplicaSet, Deployment, DaemonSet, Job, EndpointSlice,
 Endpoints, the `kubernetes` Service), which watch their other kinds
 themselves.
 

@@ -22,6 +22,7 @@ from sandbox.controllers.daemonset import DaemonSetController
 from sandbox.controllers.deployment import DeploymentController
 from sandbox.controllers.endpoints import EndpointsController
 from sandbox.controllers.endpointslice import EndpointSliceController
+from sandbox.controllers.job import JobController
 from sandbox.controllers.replicaset import ReplicaSetController
 from services.common.kube import KubeClient
 from services.common.tasks import cancel_and_wait
@@ -52,6 +53,7 @@ class ControllerManager:
         self.replicasets = Informer(kube, "/apis/apps/v1/replicasets", "ReplicaSet", "apps/v1")
         self.deployments = Informer(kube, "/apis/apps/v1/deployments", "Deployment", "apps/v1")
         self.daemonsets = Informer(kube, "/apis/apps/v1/daemonsets", "DaemonSet", "apps/v1")
+        self.jobs = Informer(kube, "/apis/batch/v1/jobs", "Job", "batch/v1")
         self.nodes = Informer(kube, "/api/v1/nodes", "Node", "v1")
         self.services = Informer(kube, "/api/v1/services", "Service", "v1")
         self.endpoints = Informer(kube, "/api/v1/endpoints", "Endpoints", "v1")
@@ -62,6 +64,7 @@ class ControllerManager:
             self.replicasets,
             self.deployments,
             self.daemonsets,
+            self.jobs,
             self.nodes,
             self.services,
             self.endpoints,
@@ -71,6 +74,7 @@ class ControllerManager:
             ReplicaSetController(kube, self.replicasets, self.pods),
             DeploymentController(kube, self.deployments, self.replicasets, self.pods),
             DaemonSetController(kube, self.daemonsets, self.nodes, self.pods),
+            JobController(kube, self.jobs, self.pods),
             EndpointSliceController(kube, self.services, self.pods, self.slices),
             EndpointsController(kube, self.services, self.pods, self.endpoints),
             ApiServiceController(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.controllers import daemonset, deployment, endpoints, endpointslice, podutil
+from sandbox.controllers import job as job_ctl
 from sandbox.controllers import replicaset as rsc
 
 Obj = dict[str, Any]
@@ -374,3 +375,35 @@ def test_endpoints_subsets_ready_and_not_ready() -> None:
     assert [a["ip"] for a in subsets[0]["addresses"]] == ["10.0.0.2"]
     assert [a["ip"] for a in subsets[0]["notReadyAddresses"]] == ["10.0.0.1"]
     assert subsets[0]["ports"] == [{"port": 80, "protocol": "TCP", "name": "http"}]
+
+
+# -- Jobs ------------------------------------------------------------------------
+
+
+def test_job_parallelism_and_completions() -> None:
+    job: Obj = {"spec": {"parallelism": 2, "completions": 5}}
+    assert job_ctl.want_active(job, 0, 0) == 2
+    assert job_ctl.want_active(job, 4, 1) == 1
+    assert job_ctl.done_succeeding(job, 5, 0)
+    work_queue: Obj = {"spec": {"parallelism": 3, "completions": None}}
+    assert job_ctl.want_active(work_queue, 0, 0) == 3
+    assert job_ctl.want_active(work_queue, 1, 2) == 0
+    assert not job_ctl.done_succeeding(work_queue, 1, 2)
+    assert job_ctl.done_succeeding(work_queue, 1, 0)
+    assert job_ctl.want_active({"spec": {}}, 0, 0) == 1
+
+
+def test_job_backoff_doubles_to_six_minutes() -> None:
+    assert [job_ctl.backoff_delay(n) for n in (0, 1, 2, 3)] == [0.0, 10.0, 20.0, 40.0]
+    assert job_ctl.backoff_delay(10) == 360.0
+
+
+def test_job_pod_labels_and_owner() -> None:
+    job = {
+        "metadata": {"name": "j", "namespace": "ns", "uid": "ju"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}},
+    }
+    pod_ = job_ctl.pod_for(job)
+    assert pod_["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "j"
+    assert pod_["metadata"]["labels"]["controller-uid"] == "ju"
+    assert pod_["metadata"]["ownerReferences"][0]["kind"] == "Job"
