@@ -14,10 +14,14 @@ readyReplicas, availableReplicas, unavailableReplicas and the Available and
 Progressing conditions (NewReplicaSetAvailable once complete,
 ProgressDeadlineExceeded after progressDeadlineSeconds without progress).
 
-Left out: proportional scaling of several active ReplicaSets during a
-rollout (the rolling arithmetic still converges to spec.replicas), and
-rollback through the long removed spec.rollbackTo (kubectl rollout undo
-writes the old template, which this handles as any template change).
+Scaling a Deployment (its replicas changed while ReplicaSets still carry
+the old count in their desired-replicas annotation) is handled first and
+alone, as upstream: one active ReplicaSet simply takes the new count;
+during a RollingUpdate several active ones share the change in proportion
+to their size (larger ones first, the rounding leftover to the first).
+
+Left out: rollback through the long removed spec.rollbackTo (kubectl
+rollout undo writes the old template, handled as any template change).
 """
 
 from __future__ import annotations
@@ -188,6 +192,87 @@ def old_scale_downs(
         for n, s in sizes.items()
         if s != _replicas(next(r for r in olds if r["metadata"]["name"] == n))
     }
+
+
+def _desired_annotation(rs: Obj) -> int | None:
+    try:
+        return int((rs["metadata"].get("annotations") or {})[DESIRED])
+    except (KeyError, ValueError):
+        return None
+
+
+def is_scaling_event(d: Obj, rss: list[Obj]) -> bool:
+    """An active ReplicaSet was sized for another replica count."""
+    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    for rs in rss:
+        want = _desired_annotation(rs)
+        if _replicas(rs) > 0 and want is not None and want != replicas:
+            return True
+    return False
+
+
+def _round(x: float) -> int:
+    # Half away from zero, as Go's math.Round (Python's round() halves to even).
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
+
+
+def _fraction(rs: Obj, d: Obj, surge: int) -> int:
+    """How many replicas rs gains (or loses) in proportion to the new size."""
+    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    if replicas == 0:
+        return -_replicas(rs)
+    try:
+        annotated = int((rs["metadata"].get("annotations") or {})[MAX_REPLICAS])
+    except (KeyError, ValueError):
+        annotated = int((d.get("status") or {}).get("replicas", 0) or 0)
+    if annotated <= 0:
+        return 0
+    return _round(_replicas(rs) * (replicas + surge) / annotated) - _replicas(rs)
+
+
+def proportional_sizes(d: Obj, new_rs: Obj | None, olds: list[Obj]) -> dict[str, int]:
+    """New sizes (by name) for a scaling event, as the upstream scale step."""
+    spec = d.get("spec") or {}
+    replicas = int(spec.get("replicas", 1))
+    all_rss = [rs for rs in [new_rs, *olds] if rs is not None]
+    active = [rs for rs in all_rss if _replicas(rs) > 0]
+    if len(active) == 1:
+        return {active[0]["metadata"]["name"]: replicas}
+    if not active:
+        latest = new_rs or max(olds, key=_age_key, default=None)
+        return {latest["metadata"]["name"]: replicas} if latest is not None else {}
+    if (
+        new_rs is not None
+        and _replicas(new_rs) == replicas
+        and _desired_annotation(new_rs) == replicas
+        and _available(new_rs) == replicas
+    ):
+        return {rs["metadata"]["name"]: 0 for rs in olds if _replicas(rs) > 0}
+    if (spec.get("strategy") or {}).get("type", "RollingUpdate") == "Recreate":
+        return {}
+    surge = fenceposts(d)[0]
+    allowed = replicas + surge if replicas > 0 else 0
+    to_add = allowed - sum(_replicas(rs) for rs in active)
+
+    def order(rs: Obj) -> tuple[int, float]:
+        age = _age_key(rs)[0]
+        return (-_replicas(rs), -age if to_add > 0 else age)  # newer first when growing
+
+    ranked = sorted(active, key=order)
+    sizes = {rs["metadata"]["name"]: _replicas(rs) for rs in ranked}
+    added = 0
+    for rs in ranked:
+        if to_add == 0 or added == to_add:
+            break
+        frac = _fraction(rs, d, surge)
+        allowed_left = to_add - added
+        share = min(frac, allowed_left) if to_add > 0 else max(frac, allowed_left)
+        sizes[rs["metadata"]["name"]] += share
+        added += share
+    if to_add != added:
+        first = ranked[0]["metadata"]["name"]
+        sizes[first] = max(0, sizes[first] + to_add - added)
+    return sizes
 
 
 def _age_key(rs: Obj) -> tuple[float, str]:
@@ -395,6 +480,18 @@ class DeploymentController:
         new_rs = same[0] if same else None
         olds = [rs for rs in rss if rs is not new_rs]
         created = False
+        if is_scaling_event(d, rss):
+            # Only the scale step in this pass, paused or not; the rollout resumes after.
+            sizes = proportional_sizes(d, new_rs, olds)
+
+            async def sized(rs: Obj) -> Obj:
+                name = rs["metadata"]["name"]
+                return await self._scale(d, rs, sizes[name]) if name in sizes else rs
+
+            new_rs = await sized(new_rs) if new_rs is not None else None
+            olds = [await sized(rs) for rs in olds]
+            await self._write_status(d, new_rs, olds, False)
+            return
         if not spec.get("paused"):
             recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
             if recreate:

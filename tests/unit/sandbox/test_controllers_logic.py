@@ -407,3 +407,33 @@ def test_job_pod_labels_and_owner() -> None:
     assert pod_["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "j"
     assert pod_["metadata"]["labels"]["controller-uid"] == "ju"
     assert pod_["metadata"]["ownerReferences"][0]["kind"] == "Job"
+
+
+def _annotated(r: Obj, desired: int, max_replicas: int) -> Obj:
+    r["metadata"]["annotations"].update(
+        {deployment.DESIRED: str(desired), deployment.MAX_REPLICAS: str(max_replicas)}
+    )
+    return r
+
+
+def test_proportional_scaling_as_in_the_docs_example() -> None:
+    # 10 replicas, maxSurge 3, maxUnavailable 2, mid-rollout (8 old, 5 new),
+    # scaled to 15: the 5 new replicas go 3 to the old and 2 to the new ReplicaSet.
+    d = deploy(15, 3, 2)
+    old = _annotated(rs("old", 8, 8, created=0), 10, 13)
+    new = _annotated(rs("new", 5, 0, created=10), 10, 13)
+    assert deployment.is_scaling_event(d, [old, new])
+    assert deployment.proportional_sizes(d, new, [old]) == {"old": 11, "new": 7}
+    # Scaling down takes from the larger one first.
+    d = deploy(5, 3, 2)
+    sizes = deployment.proportional_sizes(d, new, [old])
+    assert sum(sizes.values()) == 8 and sizes["old"] < 8 and sizes["new"] < 5
+
+
+def test_scaling_one_active_replicaset_sets_it() -> None:
+    d = deploy(5)
+    new = _annotated(rs("new", 3, 3), 3, 4)
+    old = _annotated(rs("old", 0, 0), 3, 4)
+    assert deployment.is_scaling_event(d, [new, old])
+    assert deployment.proportional_sizes(d, new, [old]) == {"new": 5}
+    assert not deployment.is_scaling_event(deploy(3), [new, old])
