@@ -12,4 +12,24 @@ This package is what a CRI runtime plus kubelet's prober would be:
 - `pod`         one pod's containers: init order, restarts, back-off, status
 - `logs`        per-container, per-restart log files; tail and follow
 - `server`      the kubelet's HTTP endpoint for logs and exec (WebSocket)
+
+Decisions where a real node has something the sandbox has not:
+
+- No images: a container runs `command` + `args` from the host filesystem
+  (the image name is only recorded). Without `command`, `args` are the
+  command (an image without ENTRYPOINT, like busybox); with neither, or for
+  the `pause` image, the container idles (`sleep infinity`) so pods written
+  without a command (the demo, `kubectl run --image=busybox`) stay Running.
+- Crash back-off has kubelet's shape (first restart at once, then doubling
+  to a cap, reset after 2 x cap of running) scaled by 0.1: 1 s .. 30 s
+  instead of 10 s .. 5 min (spec.BACKOFF_SCALE).
+- Containers outlive an agents restart (as they outlive a kubelet
+  restart) and are adopted from the pod record by pid + start time; one
+  that died meanwhile is reported as kubelet does: ContainerStatusUnknown,
+  exit code 137.
+- Logs are the raw stdout/stderr (no CRI timestamps); logs and exec reach
+  the kubelet through the API server (kubeapi/podio.py), as on a cluster.
+- A pod that has finished (Succeeded/Failed) keeps its netns until deleted.
+- Not offered: envFrom and configMap/secret env (CreateContainerConfigError),
+  volumes, grpc and HTTPS probes, lifecycle hooks, resources/securityContext.
 """

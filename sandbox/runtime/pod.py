@@ -401,7 +401,7 @@ class PodRuntime:
             self.env.netns,
             self.env.pod_ips[0],
             ports,
-            lambda argv: process.join_argv(proc, wd, argv),
+            lambda argv: process.probe_argv(proc, wd, argv),
             c.env,
         )
 
