@@ -1,11 +1,14 @@
 """`kovn sandbox up --demo`: a small workload that shows kovn doing its job.
 
 Two namespaces, a second Subnet bound to one of them, pods spread over the
-nodes (one with a fixed IP and MAC), then tables of what kovn made of it and
-a reachability matrix measured with real packets: one ping from every pod's
-network namespace (and every node's kovn0) to every pod. Applying the demo
-is idempotent (`kubectl apply`), so running it against a sandbox that is
-already up just prints the tables again.
+nodes (one with a fixed IP and MAC), a web Deployment of three `httpd`
+processes behind a Service, then tables of what kovn made of it and two
+matrices measured with real packets: one ping from every pod's network
+namespace (and every node's kovn0) to every pod, and one HTTP request from
+every pod to the web Service by name (cluster DNS, then its ClusterIP
+through an OVN load balancer). Applying the demo is idempotent (`kubectl
+apply`), so running it against a sandbox that is already up just prints
+the tables again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ SUBNET_CIDR = "10.17.0.0/24"
 FIXED_IP = "10.16.0.200"
 FIXED_MAC = "0a:58:0a:10:00:c8"
 READY_TIMEOUT = 60
+#: The web Deployment and its Service (in demo-a), reached by name from every pod.
+WEB = "web"
+WEB_REPLICAS = 3
+WEB_URL = f"http://{WEB}.demo-a.svc.cluster.local/"
 
 
 @dataclass
@@ -81,7 +88,48 @@ def manifest(lay: Layout) -> list[dict[str, Any]]:
                 },
             }
         )
+    objs.extend(web_objects(lay))
     return objs
+
+
+def web_root(lay: Layout) -> Path:
+    """The directory the web pods serve: containers run on the host's files."""
+    root = lay.dir / "demo-www"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "index.html").write_text("kovn demo: served by a web pod\n")
+    return root
+
+
+def web_objects(lay: Layout) -> list[dict[str, Any]]:
+    labels = {"app": WEB}
+    container = {
+        "name": "httpd",
+        "image": "busybox",
+        "command": ["busybox", "httpd", "-f", "-p", "80", "-h", str(web_root(lay))],
+        "ports": [{"name": "http", "containerPort": 80}],
+        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2},
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": WEB, "namespace": "demo-a", "labels": labels},
+            "spec": {
+                "replicas": WEB_REPLICAS,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": WEB, "namespace": "demo-a"},
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            },
+        },
+    ]
 
 
 def kubectl(lay: Layout, *args: str, input: str | None = None) -> str:
@@ -107,6 +155,8 @@ def apply(lay: Layout) -> None:
             lay, "wait", "-n", ns, "--for=condition=Ready", "pod", "-l", "app=kovn-demo",
             f"--timeout={READY_TIMEOUT}s",
         )  # fmt: skip
+    kubectl(lay, "rollout", "status", "-n", "demo-a", f"deployment/{WEB}",
+            f"--timeout={READY_TIMEOUT}s")  # fmt: skip
 
 
 # -- what kovn made of it ------------------------------------------------------------
@@ -166,6 +216,42 @@ def reachability(lay: Layout, views: Sequence[PodView]) -> dict[tuple[str, str],
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda j: _ping(j[1], j[2].ip), jobs))
     return {(s, d.ref): ok for (s, _, d), ok in zip(jobs, answers, strict=True)}
+
+
+def _http(lay: Layout, v: PodView) -> str:
+    """One GET of the web Service by name from inside the pod (its own
+    resolv.conf and network): the answering pod's name, or why not."""
+    res = subprocess.run(
+        ["kubectl", f"--kubeconfig={lay.kubeconfig}", "exec", "-n", v.namespace, v.name, "--",
+         "busybox", "wget", "-qO-", WEB_URL],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    return "ok" if res.returncode == 0 and "kovn demo" in res.stdout else "FAIL"
+
+
+def workloads(lay: Layout) -> list[tuple[str, ...]]:
+    deploy = json.loads(kubectl(lay, "get", "deployment", "-n", "demo-a", WEB, "-o", "json"))
+    status = deploy.get("status") or {}
+    slices = json.loads(
+        kubectl(lay, "get", "endpointslices", "-n", "demo-a",
+                "-l", f"kubernetes.io/service-name={WEB}", "-o", "json")
+    )  # fmt: skip
+    ready = [
+        addr
+        for sl in slices["items"]
+        for ep in sl.get("endpoints") or []
+        if (ep.get("conditions") or {}).get("ready") is not False
+        for addr in ep.get("addresses") or []
+    ]
+    svc = json.loads(kubectl(lay, "get", "service", "-n", "demo-a", WEB, "-o", "json"))
+    return [
+        (
+            f"demo-a/{WEB}",
+            f"{status.get('readyReplicas', 0)}/{deploy['spec'].get('replicas', 0)} ready",
+            str(svc["spec"].get("clusterIP", "")),
+            ",".join(sorted(ready)) or "-",
+        )
+    ]
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -228,6 +314,8 @@ def report(lay: Layout) -> bool:
     rows = [("POD", "NODE", "IP", "MAC", "SUBNET")]
     rows += [(v.ref, v.node, v.ip, v.mac, v.subnet) for v in views]
     print(table(rows))
+    print("\nWORKLOADS (a Deployment behind a Service; endpoints from its EndpointSlices)")
+    print(table([("DEPLOYMENT", "READY", "CLUSTER-IP", "READY ENDPOINTS"), *workloads(lay)]))
     matrix = reachability(lay, views)
     print("\nREACHABILITY (one ping from each row to each column; ok = answered)")
     cols = [v.ref for v in views]
@@ -236,9 +324,17 @@ def report(lay: Layout) -> bool:
     for s in srcs:
         rows.append((s, *("-" if s == c else ("ok" if matrix[(s, c)] else "FAIL") for c in cols)))
     print(table(rows))
-    green = all(matrix.values())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        http = dict(
+            zip((v.ref for v in views), pool.map(lambda v: _http(lay, v), views), strict=True)
+        )
+    print(f"\nHTTP TO THE SERVICE BY NAME (wget {WEB_URL} from each pod: DNS, ClusterIP, OVN LB)")
+    print(table([("FROM", "ANSWER"), *((ref, ok) for ref, ok in http.items())]))
+    answered = sum(matrix.values()) + sum(ok == "ok" for ok in http.values())
+    total = len(matrix) + len(http)
+    green = answered == total
     print(
-        f"\n{sum(matrix.values())}/{len(matrix)} pairs answered"
+        f"\n{answered}/{total} checks answered ({len(matrix)} pings, {len(http)} HTTP)"
         + (" - all green" if green else " - SOME FAILED")
     )
     return green
@@ -263,6 +359,9 @@ def next_steps(lay: Layout) -> str:
             "The cluster keeps running. Next commands to try:",
             f"  {kc} get pods -A -o wide",
             f"  {kc} get subnets",
+            f"  {kc} get deployments,services,endpointslices -n demo-a",
+            f"  {kc} exec -n demo-a web-1 -- busybox wget -qO- {WEB_URL}",
+            f"  {kc} logs -n demo-a deployment/{WEB}",
             f"  {kovn} sandbox exec{name} demo-a/web-1 -- ping -c2 {FIXED_IP}",
             f"  {kovn} sandbox exec{name} demo-b/db-1 -- ip addr show eth0",
             f"  {kovn} sandbox status{name}",

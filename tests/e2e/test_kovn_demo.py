@@ -1,7 +1,10 @@
 """`make sandbox` (= `kovn sandbox up --nodes 2 --demo`) as a user runs it.
 
-The demo must come up all green (every pod and node answers every pod),
-show the fixed IP/MAC pod and the namespace-bound subnet, print the next
+The demo must come up all green (every pod and node answers every pod, and
+every pod gets an answer from the web Service by name: cluster DNS, the
+ClusterIP, an OVN load balancer, an httpd process in a web pod), show the
+fixed IP/MAC pod, the namespace-bound subnet and the web Deployment with
+its three ready endpoints, print the next
 commands, and be safe to run again: the second run finds the sandbox up and
 prints the tables again. `status` shows each kovn service's gRPC health.
 """
@@ -30,7 +33,9 @@ def test_demo_is_green_and_safe_to_run_twice(
         assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
         took = time.monotonic() - t0
         first = capsys.readouterr().out
-        assert "30/30 pairs answered - all green" in first, first
+        assert "35/35 checks answered (30 pings, 5 HTTP) - all green" in first, first
+        web = next(line for line in first.splitlines() if line.startswith(f"demo-a/{demo.WEB} "))
+        assert "3/3 ready" in web and len(web.split()[-1].split(",")) == 3, web
         assert f"{demo.FIXED_IP} " in first and demo.FIXED_MAC in first
         assert demo.SUBNET_CIDR in first and "demo-b/db-1" in first
         assert "grpcurl" in first and "kubectl --kubeconfig" in first
@@ -50,7 +55,7 @@ def test_demo_is_green_and_safe_to_run_twice(
         assert cli.main(["up", "--nodes", "2", "--demo", *args]) == 0
         second = capsys.readouterr().out
         assert "already up" in second
-        assert "30/30 pairs answered - all green" in second, second
+        assert "35/35 checks answered (30 pings, 5 HTTP) - all green" in second, second
 
         assert cli.main(["status", *args]) == 0
         status = capsys.readouterr().out
