@@ -432,7 +432,7 @@ class PodRuntime:
             )
             c.kill_reason = msg
             await self._kill(c, self._grace())
-            return False
+            return True  # this container's probing ends; its successor gets new probes
 
         def later() -> None:
             if "readinessProbe" in c.spec:
@@ -468,9 +468,14 @@ class PodRuntime:
         self.probe_tasks[c.name] = tasks
 
     async def _stop_probes(self, c: Container) -> None:
-        tasks = self.probe_tasks.pop(c.name, [])
-        me = asyncio.current_task()
-        await asyncio.gather(*(cancel_and_wait(t) for t in tasks if t is not me))
+        tasks = [t for t in self.probe_tasks.pop(c.name, []) if t is not asyncio.current_task()]
+        # Cancelled again until done: a cancel that lands as a probe's
+        # wait_for completes is lost in 3.11, and the probe would run on.
+        while pending := [t for t in tasks if not t.done()]:
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=0.1)
+        await asyncio.gather(*(cancel_and_wait(t) for t in tasks))
 
     # -- stop ----------------------------------------------------------------
 
@@ -486,9 +491,10 @@ class PodRuntime:
         if proc is None or proc.exited is None:
             return
         proc.signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.exited), grace)
-        except TimeoutError:
+        # asyncio.wait, not wait_for: 3.11's wait_for can swallow a cancel
+        # that arrives as the process exits, and the caller then never ends.
+        done, _ = await asyncio.wait({proc.exited}, timeout=grace)
+        if not done:
             proc.kill_all()
 
     async def stop(self) -> None:

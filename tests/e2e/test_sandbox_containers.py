@@ -317,3 +317,32 @@ def test_pod_has_its_own_resolv_conf(pods: Pods) -> None:
         if created:
             pods.sbx.kubectl("delete", "service", "-n", "kube-system", "kube-dns")
     assert Path("/etc/resolv.conf").read_bytes() == host_before
+
+
+def test_liveness_failure_restarts_the_container(pods: Pods, tmp_path: Path) -> None:
+    name = pods.name("live")
+    flag = tmp_path / "alive"
+    flag.touch()
+    probe = {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1,
+             "failureThreshold": 1}  # fmt: skip
+    pods.create(pod(name, [sh("c", "echo started; exec sleep infinity", livenessProbe=probe)]))
+    pods.wait(name, "condition=Ready")
+    flag.unlink()
+    p = pods.until(name, lambda p: p["status"]["containerStatuses"][0]["restartCount"] >= 1,
+                   what="a restart after the liveness probe failed")  # fmt: skip
+    last = p["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 128 + 15  # SIGTERM ended it
+    flag.touch()  # healthy again: it stays up
+    pods.wait(name, "condition=Ready")
+    events = pods.sbx.kubectl("get", "events", "--field-selector",
+                              f"involvedObject.name={name}", "-o", "json")  # fmt: skip
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert {"Unhealthy", "Killing"} <= reasons
+
+
+def test_logs_follow_ends_with_the_container(pods: Pods) -> None:
+    name = pods.name("follow")
+    pods.create(pod(name, [sh("c", "echo a; sleep 1; echo b")], restartPolicy="Never"))
+    pods.wait(name, "jsonpath={.status.containerStatuses[0].state.running}")
+    assert pods.sbx.kubectl("logs", "-f", name).split() == ["a", "b"]
+    pods.wait(name, "jsonpath={.status.phase}=Succeeded")
