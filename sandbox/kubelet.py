@@ -302,6 +302,7 @@ class PodWorker:
             run_dir=self.k.run_root / uid,
             save=save,
             event=event,
+            sandbox=self.k.layout.name,
         )
         self.runtime = PodRuntime(self.pod, env, rec.get("containers"))
         if run:

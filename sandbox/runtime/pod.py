@@ -102,6 +102,7 @@ class Env:
     run_dir: Path
     save: Callable[[dict[str, Any]], Awaitable[None]]  # the containers' part of the record
     event: Callable[[str, str, str], Awaitable[None]]  # (type, reason, message)
+    sandbox: str = "default"  # the cgroup parent: one per sandbox, so `down` can sweep it
 
 
 class PodRuntime:
@@ -118,7 +119,7 @@ class PodRuntime:
         self.policy = str(ps.get("restartPolicy") or "Always")
         self.inits = [Container(c, True) for c in ps.get("initContainers") or []]
         self.apps = [Container(c, False) for c in ps.get("containers") or []]
-        self.cgroup_root = process.cgroup_root()
+        self.cgroup_root = process.sandbox_cgroup(env.sandbox)
         self.resolv = env.run_dir / "resolv.conf"
         status = pod.get("status") or {}
         self.start_time = str(status.get("startTime") or now())
@@ -516,6 +517,8 @@ class PodRuntime:
         if self.cgroup_root is not None:
             uid = self.pod["metadata"]["uid"]
             await process.remove_cgroup(self.cgroup_root / f"pod{uid}")
+            with contextlib.suppress(OSError):
+                self.cgroup_root.rmdir()  # the sandbox's, once its last pod is gone
 
     async def close(self) -> None:
         """The agents stop: leave the processes running (adopted at the next start)."""

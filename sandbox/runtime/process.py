@@ -256,6 +256,22 @@ def _remove_cgroup(cg: Path, timeout: float = 5.0) -> None:
             time.sleep(0.005)
 
 
+def sandbox_cgroup(sandbox: str) -> Path | None:
+    """The cgroup under which every container of sandbox `sandbox` runs (None: no cgroup v2)."""
+    root = cgroup_root()
+    return root / sandbox if root is not None else None
+
+
+def remove_sandbox_cgroups(sandbox: str) -> None:
+    """Kill what is left of a sandbox's containers and remove their cgroups
+    (for `down`, which removes the sandbox without stopping pods one by one)."""
+    cg = sandbox_cgroup(sandbox)
+    if cg is not None and cg.is_dir():
+        with contextlib.suppress(OSError):
+            (cg / "cgroup.kill").write_text("1")
+        _remove_cgroup(cg)
+
+
 async def remove_cgroup(cg: Path | None) -> None:
     if cg is not None:
         await workers.pool().run(lambda: _remove_cgroup(cg))
