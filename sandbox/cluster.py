@@ -29,6 +29,7 @@ from sandbox import daemon, netns, underlay
 from sandbox.layout import STATE_FILE, Layout, NodeLayout
 from sandbox.ovn import OvnCentral
 from sandbox.ovs import OvsNode
+from sandbox.runtime import process
 
 log = structlog.get_logger(__name__)
 
@@ -409,6 +410,9 @@ def down(state_dir: Path, keep_logs: bool = False) -> bool:
     for name in netns.list_names(lay.pod_netns_prefix):
         if pod_ns.match(name):
             netns.delete(name)
+    # Containers' processes and cgroups: pods still running are not stopped
+    # one by one on the way down.
+    process.remove_sandbox_cgroups(lay.name)
     for n in lay.nodes:
         node_of(lay, n).stop()
         netns.delete(n.netns)

@@ -167,6 +167,10 @@ class KubeletServer:
 
 
 def _exec_status(code: int | None, cmd: list[str], error: str = "") -> dict[str, Any]:
+    if code is not None and code < 0:
+        # Killed by a signal: report it as a container runtime does (128 + signal),
+        # the only form the exec protocol's ExitCode cause takes.
+        code = 128 - code
     if code == 0:
         return {"metadata": {}, "status": "Success"}
     if code is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sandbox.runtime import images
+
 #: Kubelet's crash back-off is 10 s doubling to 5 min, reset after a
 #: container ran 10 min (2 x max) without crashing. The sandbox keeps that
 #: shape scaled down by BACKOFF_SCALE so tests see CrashLoopBackOff in seconds.
@@ -79,6 +81,9 @@ def expand(text: str, env: dict[str, str]) -> str:
 def container_env(pod: dict[str, Any], c: dict[str, Any]) -> dict[str, str]:
     """The process environment of container c, in kubelet's order (later wins)."""
     env = dict(BASE_ENV)
+    prefix = images.path_prefix(str(c.get("image", "")))
+    if prefix:
+        env["PATH"] = f"{prefix}:{env['PATH']}"
     env["HOSTNAME"] = str(pod.get("metadata", {}).get("name", ""))
     if c.get("envFrom"):
         raise ConfigError("envFrom (ConfigMap/Secret) is not supported by the sandbox kubelet")
@@ -105,8 +110,7 @@ def argv(c: dict[str, Any], env: dict[str, str]) -> list[str]:
     args = [expand(str(x), env) for x in c.get("args") or []]
     if command:
         return command + args
-    image = str(c.get("image", ""))
-    base = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+    base = images.base_name(str(c.get("image", "")))
     if args and base not in IDLE_IMAGES:
         # As for an image without ENTRYPOINT (busybox): the args are the command.
         return args

@@ -346,3 +346,42 @@ def test_logs_follow_ends_with_the_container(pods: Pods) -> None:
     pods.wait(name, "jsonpath={.status.containerStatuses[0].state.running}")
     assert pods.sbx.kubectl("logs", "-f", name).split() == ["a", "b"]
     pods.wait(name, "jsonpath={.status.phase}=Succeeded")
+
+
+def test_the_first_steps_people_type(pods: Pods, tmp_path: Path) -> None:
+    """`kubectl create deployment web --image=busybox --replicas=3 -- httpd ...`
+    exactly as typed: busybox's applets are on a busybox container's PATH,
+    the pods spread over both nodes, `kubectl scale` moves them, and a
+    command killed by a signal reports 128 + signal as a runtime does."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text(f"first steps {pods.tag}\n")
+    web, client = pods.name("web"), pods.name("client")
+    sbx = pods.sbx
+    sbx.kubectl("create", "deployment", web, "--image=busybox", "--replicas=3",
+                "--", "httpd", "-f", "-p", "80", "-h", str(www))  # fmt: skip
+    try:
+        sbx.kubectl("rollout", "status", f"deployment/{web}", "--timeout=60s")
+        listing = json.loads(sbx.kubectl("get", "pods", "-l", f"app={web}", "-o", "json"))
+        running = [p for p in listing["items"] if p["status"].get("phase") == "Running"]
+        assert len(running) == 3
+        assert len({p["spec"]["nodeName"] for p in running}) == 2, "not spread over both nodes"
+        pods.create(pod(client, [sh("c", "sleep infinity")]))
+        pods.wait(client, "condition=Ready")
+        for p in running:
+            got = pods.exec(client, "busybox", "wget", "-qO-", f"http://{p['status']['podIP']}/")
+            assert got == f"first steps {pods.tag}\n"
+        for replicas in (5, 1):
+            sbx.kubectl("scale", f"deployment/{web}", f"--replicas={replicas}")
+            sbx.kubectl("rollout", "status", f"deployment/{web}", "--timeout=60s")
+            deploy = json.loads(sbx.kubectl("get", "deployment", web, "-o", "json"))
+            assert deploy["status"]["readyReplicas"] == replicas
+        res = subprocess.run(
+            ["kubectl", f"--kubeconfig={sbx.kubeconfig}", "exec", client, "--",
+             "busybox", "sh", "-c", "kill -SEGV $$"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert res.returncode == 139, res.stderr
+        assert "exit code 139" in res.stderr
+    finally:
+        sbx.kubectl("delete", "deployment", web, "--ignore-not-found", "--wait=true")
