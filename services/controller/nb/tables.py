@@ -107,7 +107,18 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "ACL",
-            managed={"direction": "", "priority": 0, "match": "", "action": ""},
+            managed={
+                "direction": "",
+                "priority": 0,
+                "match": "",
+                "action": "",
+                # NetworkPolicy: egress ACLs after the load balancers, logged drops.
+                "options": {},
+                "log": False,
+                "name": [],
+                "severity": [],
+                "meter": [],
+            },
             held_by=(Holder(_LS, "acls"), Holder(_PG, "acls")),
             named_in_ids=True,
         ),

@@ -101,3 +101,45 @@ def router_mac(subnet: str) -> str:
     """A stable locally administered unicast MAC for a subnet's router port."""
     digest = hashlib.blake2b(subnet.encode(), digest_size=4).digest()
     return "0a:5e:" + ":".join(f"{b:02x}" for b in digest)
+
+
+# -- NetworkPolicy ----------------------------------------------------------
+
+#: ACL priorities of NetworkPolicy port groups (stable: a policy edit never
+#: moves them). Any allow beats every policy's default deny of a direction.
+NETPOL_DROP_PRIORITY = 2000
+NETPOL_ALLOW_PRIORITY = 2001
+#: The Meter that rate-limits logged NetworkPolicy drops.
+NETPOL_METER = "kovn-netpol-drops"
+
+
+def _ident(text: str, size: int = 5) -> str:
+    """A short OVN-identifier-safe digest (port group and address set names
+    are referenced as @name/$name in matches: letters, digits, '_')."""
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def netpol_owner(namespace: str, policy: str) -> str:
+    return f"netpol/{namespace}/{policy}"
+
+
+def netpol_peer_owner(peer: str) -> str:
+    """A peer address set's owner: the peer selector's canonical text, shared
+    by every policy naming it."""
+    return f"netpol-peer/{_ident(peer, 8)}"
+
+
+def netpol_meter_owner() -> str:
+    return f"meter/{NETPOL_METER}"
+
+
+def netpol_port_group(namespace: str, policy: str) -> str:
+    return f"kovn_np_{_ident(f'{namespace}/{policy}', 8)}"
+
+
+def netpol_peer_set(peer: str, family: int) -> str:
+    return f"kovn_npp_{_ident(peer, 8)}_ip{family}"
+
+
+def netpol_acl_name(namespace: str, policy: str, rule: str) -> str:
+    return f"netpol/{namespace}/{policy}/{rule}"
