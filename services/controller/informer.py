@@ -191,11 +191,20 @@ def trim_pod(pod: Obj) -> Obj:
             "uid": meta.get("uid"),
             "resourceVersion": meta.get("resourceVersion"),
             "annotations": meta.get("annotations") or {},
+            "labels": meta.get("labels") or {},
             "deletionTimestamp": meta.get("deletionTimestamp"),
         },
         "spec": {
             "nodeName": spec.get("nodeName") or "",
             "hostNetwork": bool(spec.get("hostNetwork")),
+            # NetworkPolicy named ports: (name, protocol, number) of the
+            # containers' named ports only (numbered ones need no lookup).
+            "namedPorts": [
+                (p["name"], p.get("protocol") or "TCP", int(p.get("containerPort") or 0))
+                for c in spec.get("containers") or ()
+                for p in c.get("ports") or ()
+                if p.get("name")
+            ],
         },
     }
 

@@ -15,6 +15,14 @@ matter to it. Informer events of a kind without a reconciler (namespaces)
 are announced with `changed` by the registry; a kind with a reconciler
 announces its own changes once it has reconciled them (a Subnet that became
 usable, not merely one that was edited).
+
+Two hooks serve kinds that derive from other kinds' objects without
+reconciling them (NetworkPolicy follows pods' labels and addresses):
+`observes` names informers whose every event the kind hears in `observe`
+(with old and new objects, to work out which of its own keys a change
+touches), and `follows` names kinds whose successful reconciles it hears in
+`reconciled` (a pod's address exists only once the Pod kind has run). Both
+are called synchronously and must only index and enqueue, never block.
 """
 
 from __future__ import annotations
@@ -64,6 +72,10 @@ class Kind:
     #: Reconciled in full during take-over, before the NB resync (pods are
     #: placed by subnets and pools, so those must be known first).
     first: ClassVar[bool] = False
+    #: Informers (by name, each watched by some kind) whose events `observe` hears.
+    observes: ClassVar[tuple[str, ...]] = ()
+    #: Kinds whose successful reconciles `reconciled` hears.
+    follows: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -83,6 +95,14 @@ class Kind:
     def wants(self, etype: str, key: str, old: Obj | None, new: Obj | None) -> bool:
         """Whether an informer event is worth reconciling `key` for."""
         return True
+
+    def observe(
+        self, informer: str, etype: str, key: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        """An event of an informer named in `observes` (index, enqueue; never block)."""
+
+    def reconciled(self, kind: str, key: Hashable) -> None:
+        """`kind` (named in `follows`) reconciled `key` successfully."""
 
     def all_keys(self) -> Iterable[Hashable]:
         """Every object to reconcile once after taking over."""

@@ -56,3 +56,11 @@ SLICE_TO_NB_SECONDS = Histogram(
     " balancers committed in the NB.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+NETPOL_POLICIES = Gauge(
+    "kovn_netpol_policies", "NetworkPolicies kovn enforces as OVN port groups and ACLs."
+)
+NETPOL_TO_NB_SECONDS = Histogram(
+    "kovn_netpol_to_nb_seconds",
+    "From a NetworkPolicy change seen by the controller to its ACLs committed in the NB.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -8,7 +8,7 @@ Adding a kind of intent is writing its module and naming its class in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 
 import structlog
 
@@ -31,15 +31,26 @@ class Registry:
         self.informers = informers
         self.queues: dict[str, WorkQueue] = {}
         self._fan: dict[str, list[tuple[str, FanIn]]] = {}
+        followers: dict[str, list[Kind]] = {}
+        for kind in kinds:
+            for source in kind.follows:
+                followers.setdefault(source, []).append(kind)
         for kind in kinds:
             if kind.reconciles:
                 self.queues[kind.name] = WorkQueue(
-                    kind.name, kind.reconcile, workers=kind.workers, on_permanent=kind.report
+                    kind.name,
+                    _announcing(kind, followers.get(kind.name, [])),
+                    workers=kind.workers,
+                    on_permanent=kind.report,
                 )
             for source, fan in kind.fan_in().items():
                 self._fan.setdefault(source, []).append((kind.name, fan))
             if kind.watch is not None:
                 self.informers[kind.watch.informer].add_listener(self._listener(kind))
+            for name in kind.observes:
+                if name not in self.informers:
+                    raise ValueError(f"{kind.name} observes {name!r}, which no kind watches")
+                self.informers[name].add_listener(_observer(kind, name))
 
     @staticmethod
     def informers_for(kube: KubeClient, kinds: Iterable[type[Kind]]) -> dict[str, Informer]:
@@ -114,3 +125,26 @@ class Registry:
 
     def desired_rows(self) -> list[DesiredRow]:
         return [row for kind in self.ordered() for row in kind.desired_rows()]
+
+
+def _observer(kind: Kind, informer: str) -> Listener:
+    def on_event(etype: str, key: str, old: Obj | None, new: Obj | None) -> None:
+        kind.observe(informer, etype, key, old, new)
+
+    return on_event
+
+
+def _announcing(kind: Kind, followers: list[Kind]) -> Callable[[Hashable], Awaitable[None]]:
+    """`kind.reconcile`, telling `followers` after each success (unwrapped when none)."""
+    if not followers:
+        return kind.reconcile
+
+    async def reconcile(key: Hashable) -> None:
+        await kind.reconcile(key)
+        for follower in followers:
+            try:
+                follower.reconciled(kind.name, key)
+            except Exception:
+                log.exception("follower failed", kind=follower.name, source=kind.name, key=key)
+
+    return reconcile

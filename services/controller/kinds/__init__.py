@@ -13,6 +13,7 @@ from services.controller.kind import Kind
 from services.controller.kinds.egress import Egress
 from services.controller.kinds.ippools import IPPools
 from services.controller.kinds.namespaces import Namespaces
+from services.controller.kinds.networkpolicy import NetworkPolicies, NetworkPolicyPeers
 from services.controller.kinds.nodes import Nodes
 from services.controller.kinds.pods import Pods
 from services.controller.kinds.services import EndpointSlices, Services
@@ -28,4 +29,7 @@ KINDS: tuple[type[Kind], ...] = (
     # Slices first: their prepare() indexes them before Services' rows are read.
     EndpointSlices,
     Services,
+    # After Pods: their addresses and ports are what policies select.
+    NetworkPolicies,
+    NetworkPolicyPeers,
 )
