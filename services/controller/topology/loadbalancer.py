@@ -10,8 +10,13 @@ what kube-proxy implements, since that is what users rely on:
   ones (kube-proxy's fallback, so a rolling restart does not drop traffic);
 - no endpoint at all: the VIP stays with no backend and `reject=true`, so
   clients get a TCP RST or an ICMP unreachable at once, never a timeout;
-- `sessionAffinity: ClientIP` becomes OVN's `affinity_timeout` (OVN caps it
-  at 65535 s; Kubernetes allows up to 86400 s);
+- `sessionAffinity: ClientIP` becomes backend selection by a hash of the
+  client's address (`selection_fields`): a client stays on one backend
+  while the backends stay the same. Not OVN's `affinity_timeout`: in OVN
+  23.03 its learn stage drops the packet that starts each affinity session
+  (ovn-kubernetes saw the same), and on this datapath that TCP connection
+  never completes, nor does a UDP exchange once the timeout has run out.
+  The price: the stickiness does not expire after `timeoutSeconds`;
 - headless Services (clusterIP None) and ExternalName Services get none.
 """
 
@@ -25,9 +30,8 @@ from typing import Any
 from services.controller.nb.rows import DesiredRow
 from services.controller.topology import names
 
-#: Kubernetes' default ClientIP affinity, and OVN's ceiling for it.
-DEFAULT_AFFINITY_SECONDS = 10800
-MAX_AFFINITY_SECONDS = 65535
+#: The hash field that pins a client to a backend (the NB schema's one source-address field).
+CLIENT_IP_FIELDS = ["ip_src"]
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
 Obj = dict[str, Any]
@@ -108,10 +112,7 @@ def service_lbs(service: Obj, slices: list[Obj]) -> ServiceLbs:
     problems: list[str] = []
     backend_count = 0
     options = {"reject": "true"}
-    if spec.get("sessionAffinity") == "ClientIP":
-        cfg = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
-        seconds = int(cfg.get("timeoutSeconds") or DEFAULT_AFFINITY_SECONDS)
-        options["affinity_timeout"] = str(min(seconds, MAX_AFFINITY_SECONDS))
+    selection = CLIENT_IP_FIELDS if spec.get("sessionAffinity") == "ClientIP" else []
     by_protocol: dict[str, dict[str, str]] = {}
     for port in spec.get("ports") or []:
         protocol = str(port.get("protocol") or "TCP")
@@ -132,7 +133,12 @@ def service_lbs(service: Obj, slices: list[Obj]) -> ServiceLbs:
             "Load_Balancer",
             names.load_balancer_name(namespace, name, PROTOCOLS[protocol]),
             owner,
-            columns={"vips": vips, "protocol": PROTOCOLS[protocol], "options": options},
+            columns={
+                "vips": vips,
+                "protocol": PROTOCOLS[protocol],
+                "options": options,
+                "selection_fields": list(selection),
+            },
             parent=names.LB_GROUP,
             labels={"service": f"{namespace}/{name}"},
         )

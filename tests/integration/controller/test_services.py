@@ -151,8 +151,9 @@ async def test_services_follow_their_endpoint_slices(cluster: Cluster) -> None:
     # ClientIP affinity; headless and ExternalName Services get no LB.
     await _service(cluster, "sticky", sessionAffinity="ClientIP",
                    ports=[{"name": "http", "port": 81, "protocol": "TCP"}])  # fmt: skip
-    await until(lambda: "affinity_timeout=10800" in _lb(cluster, "sticky", "options"),
+    await until(lambda: "ip_src" in _lb(cluster, "sticky", "selection_fields"),
                 what="affinity")  # fmt: skip
+    assert "affinity_timeout" not in _lb(cluster, "sticky", "options")
     await _service(cluster, "headless", clusterIP="None",
                    ports=[{"name": "http", "port": 80, "protocol": "TCP"}])  # fmt: skip
     await _service(cluster, "ext", type="ExternalName", externalName="example.com")
