@@ -18,7 +18,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import crds, networking, pods, services
+from . import crds, networking, pods, services, workloads
 from .allocation import KindContext
 from .errors import Cause
 from .resources import CRD_GR, EVENT_GR, GR, NS_GR, POD_GR, SERVICE_GR, Obj, ResourceType
@@ -111,6 +111,17 @@ def _slice_update(old: Obj, new: Obj, ctx: KindContext) -> list[Cause]:
     return networking.validate_endpoint_slice(new, old)
 
 
+_DEPLOYMENT = workloads.hooks(workloads.deployment_defaults)
+_REPLICASET = workloads.hooks(workloads.replicaset_defaults, workloads.REPLICASET_STATUS)
+_DAEMONSET = workloads.hooks(workloads.daemonset_defaults, workloads.DAEMONSET_STATUS)
+_STATEFULSET = workloads.hooks(workloads.statefulset_defaults, workloads.STATEFULSET_STATUS)
+_CRONJOB = workloads.hooks(workloads.cronjob_defaults)
+
+
+def _workload(hooks: tuple[CreateHook, UpdateHook]) -> KindSpec:
+    return KindSpec(reset_status_on_create=True, on_create=hooks[0], on_update=hooks[1])
+
+
 _RBAC = "rbac.authorization.k8s.io"
 KINDS: dict[GR, KindSpec] = {
     NS_GR: KindSpec(
@@ -181,6 +192,12 @@ KINDS: dict[GR, KindSpec] = {
         fields=frozenset({"spec"}), on_create=_NETPOL[0], on_update=_NETPOL[1]
     ),
     ("coordination.k8s.io", "leases"): KindSpec(fields=frozenset({"spec"})),
+    ("apps", "deployments"): _workload(_DEPLOYMENT),
+    ("apps", "replicasets"): _workload(_REPLICASET),
+    ("apps", "daemonsets"): _workload(_DAEMONSET),
+    ("apps", "statefulsets"): _workload(_STATEFULSET),
+    ("batch", "jobs"): _workload((workloads.job_create, workloads.job_update)),
+    ("batch", "cronjobs"): _workload(_CRONJOB),
     CRD_GR: KindSpec(
         on_create=crds.on_create, on_update=crds.on_update, delete_returns_object=True
     ),

@@ -9,6 +9,7 @@ cluster's, or the agents would be tested against objects no cluster has.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .allocation import KindContext
@@ -17,30 +18,66 @@ from .resources import Obj
 from .validation import show
 
 
-def _pod_defaults(pod: Obj) -> None:
-    spec = pod.setdefault("spec", {})
+def _probe_defaults(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
+
+
+def _container_defaults(c: Any) -> None:
+    if not isinstance(c, dict):
+        return
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    tag = str(c.get("image", "")).rsplit("/", 1)[-1]
+    latest = ":" not in tag or tag.endswith(":latest")
+    c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+    for p in c.get("ports") or []:
+        if isinstance(p, dict):
+            p.setdefault("protocol", "TCP")
+    for k in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _probe_defaults(c.get(k))
+
+
+def pod_spec_defaults(spec: Obj) -> None:
+    """The defaults of a PodSpec (k8s.io/api core/v1), wherever it appears:
+    in a Pod, and in the pod template of a Deployment, Job, ... alike."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
+    for k in ("initContainers", "containers"):
+        for c in spec.get(k) or []:
+            _container_defaults(c)
+
+
+def template_defaults(template: Any) -> None:
+    """A PodTemplateSpec's defaults: its pod spec's (nothing of the Pod's
+    own admission: no service account, priority or service links)."""
+    if isinstance(template, dict):
+        spec = template.setdefault("spec", {})
+        if isinstance(spec, dict):
+            pod_spec_defaults(spec)
+
+
+def _pod_defaults(pod: Obj) -> None:
+    spec = pod.setdefault("spec", {})
+    pod_spec_defaults(spec)
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     spec.setdefault("priority", 0)
     if "serviceAccountName" not in spec:
         spec["serviceAccountName"] = spec.get("serviceAccount", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    for c in spec.get("containers") or []:
-        if isinstance(c, dict):
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("resources", {})
-            tag = str(c.get("image", "")).rsplit("/", 1)[-1]
-            latest = ":" not in tag or tag.endswith(":latest")
-            c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-            for p in c.get("ports") or []:
-                if isinstance(p, dict):
-                    p.setdefault("protocol", "TCP")
 
 
 def _pod_validate(pod: Obj) -> list[Cause]:
@@ -136,6 +173,9 @@ def on_create(pod: Obj, ctx: KindContext) -> list[Cause]:
 
 def on_update(old: Obj, new: Obj, ctx: KindContext) -> list[Cause]:
     _pod_defaults(new)
+    # A pod stored before a default was added compares as if defaulted.
+    old = {"spec": json.loads(json.dumps(old.get("spec") or {}))}
+    _pod_defaults(old)
     return _pod_validate(new) or _pod_immutable(old, new)
 
 
