@@ -211,3 +211,29 @@ def parse_field_selector(
 
 def fields_match(reqs: list[FieldReq], obj: dict[str, Any]) -> bool:
     return all((r.read(obj) == r.value) == r.equal for r in reqs)
+
+
+def selector_string(selector: Any) -> str:
+    """A metav1 LabelSelector in its string form (as a Scale's
+    status.selector carries it): requirements sorted by key, matchLabels
+    as `k=v`, then `k in (a,b)`, `k notin (a,b)`, `k`, `!k`."""
+    if not isinstance(selector, dict):
+        return ""
+    reqs: list[tuple[str, str]] = [
+        (str(k), f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()
+    ]
+    for e in selector.get("matchExpressions") or []:
+        if not isinstance(e, dict):
+            continue
+        key, op = str(e.get("key", "")), e.get("operator")
+        values = ",".join(sorted(str(v) for v in e.get("values") or []))
+        if op == "In":
+            reqs.append((key, f"{key} in ({values})"))
+        elif op == "NotIn":
+            reqs.append((key, f"{key} notin ({values})"))
+        elif op == "Exists":
+            reqs.append((key, key))
+        elif op == "DoesNotExist":
+            reqs.append((key, f"!{key}"))
+    reqs.sort(key=lambda r: r[0])
+    return ",".join(text for _, text in reqs)

@@ -3,7 +3,9 @@
 
 kubectl prints whatever columns the server sends, so the columns and cell
 formats here are the real server's: pods (NAME READY STATUS RESTARTS AGE,
-and IP/NODE with -o wide), nodes, namespaces, services, CRD
+and IP/NODE with -o wide), nodes, namespaces, services, the workloads
+(deployments, replicasets, daemonsets, statefulsets, jobs, cronjobs, and
+the scale subresource), endpoints and slices, CRD
 additionalPrinterColumns, and Name/Age for everything else.
 """
 
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .resources import Obj, ResourceType
+from .selectors import selector_string
 
 Row = Callable[[Obj], list[Any]]
 
@@ -37,16 +40,12 @@ AGE = _col(
 )
 
 
-def human_age(ts: str | None) -> str:
-    if not ts:
-        return "<unknown>"
-    try:
-        t = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
+def human_duration(s: int) -> str:
+    """Go's duration.HumanDuration, whole seconds."""
+    if s < -1:
         return "<invalid>"
-    s = int((datetime.now(UTC) - t).total_seconds())
     if s < 0:
-        return "<invalid>"
+        return "0s"
     if s < 120:
         return f"{s}s"
     m = s // 60
@@ -64,7 +63,25 @@ def human_age(ts: str | None) -> str:
         return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
     if d < 365 * 2:
         return f"{d}d"
-    return f"{d // 365}y{d % 365}d" if d % 365 else f"{d // 365}y"
+    if d < 365 * 8:
+        return f"{d // 365}y{d % 365}d" if d % 365 else f"{d // 365}y"
+    return f"{d // 365}y"
+
+
+def _parse_ts(ts: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def human_age(ts: str | None) -> str:
+    if not ts:
+        return "<unknown>"
+    t = _parse_ts(ts)
+    if t is None:
+        return "<invalid>"
+    return human_duration(int((datetime.now(UTC) - t).total_seconds()))
 
 
 def _pod_row(pod: Obj) -> list[Any]:
@@ -259,11 +276,291 @@ def _endpoints_row(ep: Obj) -> list[Any]:
     return [ep["metadata"]["name"], shown or "<none>", _age(ep)]
 
 
+def _at_most_3(items: list[str], empty: str) -> str:
+    """Go's listWithMoreString over three items."""
+    if not items:
+        return empty
+    return ",".join(items[:3]) + (f" + {len(items) - 3} more..." if len(items) > 3 else "")
+
+
 def _slice_row(es: Obj) -> list[Any]:
-    ports = ",".join(str(p.get("port", "")) for p in es.get("ports") or []) or "<unset>"
-    addrs = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
-    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
-    return [es["metadata"]["name"], es.get("addressType", ""), ports, shown or "<unset>", _age(es)]
+    ports = [
+        str(p["port"]) if p.get("port") is not None else str(p.get("name") or "*")
+        for p in es.get("ports") or []
+    ]
+    addrs = [str(a) for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [
+        es["metadata"]["name"],
+        es.get("addressType", ""),
+        _at_most_3(ports, "<unset>"),
+        _at_most_3(addrs, "<unset>"),
+        _age(es),
+    ]
+
+
+# -- workloads (apps/v1, batch/v1), as kubectl prints them -----------------------
+
+
+def _containers(template: Any) -> list[str]:
+    """The CONTAINERS and IMAGES cells of a pod template."""
+    spec = (template or {}).get("spec") or {}
+    cs = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    return [
+        ",".join(str(c.get("name", "")) for c in cs),
+        ",".join(str(c.get("image", "")) for c in cs),
+    ]
+
+
+def _int(d: Obj, key: str) -> int:
+    return int(d.get(key) or 0)
+
+
+_WIDE = [
+    _col("Containers", priority=1, desc="Names of each container in the template."),
+    _col("Images", priority=1, desc="Images referenced by each container in the template."),
+]
+_SELECTOR = _col("Selector", priority=1, desc="The label selector of the pods this object selects.")
+
+
+def _deploy_row(d: Obj) -> list[Any]:
+    spec, st = d.get("spec") or {}, d.get("status") or {}
+    return [
+        d["metadata"]["name"],
+        f"{_int(st, 'readyReplicas')}/{_int(spec, 'replicas')}",
+        _int(st, "updatedReplicas"),
+        _int(st, "availableReplicas"),
+        _age(d),
+        *_containers(spec.get("template")),
+        selector_string(spec.get("selector")),
+    ]
+
+
+DEPLOY_COLS = [
+    NAME,
+    _col("Ready", desc="Number of the pod with ready state"),
+    _col(
+        "Up-to-date",
+        desc="Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+    ),
+    _col(
+        "Available",
+        desc="Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+    ),
+    AGE,
+    *_WIDE,
+    _SELECTOR,
+]
+
+
+def _rs_row(rs: Obj) -> list[Any]:
+    spec, st = rs.get("spec") or {}, rs.get("status") or {}
+    return [
+        rs["metadata"]["name"],
+        _int(spec, "replicas"),
+        _int(st, "replicas"),
+        _int(st, "readyReplicas"),
+        _age(rs),
+        *_containers(spec.get("template")),
+        selector_string(spec.get("selector")),
+    ]
+
+
+RS_COLS = [
+    NAME,
+    _col("Desired", "integer", desc="Replicas is the number of desired replicas."),
+    _col("Current", "integer", desc="Replicas is the most recently observed number of replicas."),
+    _col("Ready", "integer", desc="The number of ready replicas for this replica set."),
+    AGE,
+    *_WIDE,
+    _SELECTOR,
+]
+
+
+def _ds_row(ds: Obj) -> list[Any]:
+    spec, st = ds.get("spec") or {}, ds.get("status") or {}
+    node_sel = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return [
+        ds["metadata"]["name"],
+        _int(st, "desiredNumberScheduled"),
+        _int(st, "currentNumberScheduled"),
+        _int(st, "numberReady"),
+        _int(st, "updatedNumberScheduled"),
+        _int(st, "numberAvailable"),
+        ",".join(f"{k}={v}" for k, v in sorted(node_sel.items())) or "<none>",
+        _age(ds),
+        *_containers(spec.get("template")),
+        selector_string(spec.get("selector")),
+    ]
+
+
+DS_COLS = [
+    NAME,
+    _col(
+        "Desired",
+        "integer",
+        desc="The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+    ),
+    _col(
+        "Current",
+        "integer",
+        desc="The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+    ),
+    _col(
+        "Ready",
+        "integer",
+        desc="The number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+    ),
+    _col(
+        "Up-to-date",
+        "integer",
+        desc="The total number of nodes that are running updated daemon pod",
+    ),
+    _col(
+        "Available",
+        "integer",
+        desc="The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+    ),
+    _col(
+        "Node Selector",
+        desc="NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node.",
+    ),
+    AGE,
+    *_WIDE,
+    _SELECTOR,
+]
+
+
+def _sts_row(sts: Obj) -> list[Any]:
+    spec, st = sts.get("spec") or {}, sts.get("status") or {}
+    return [
+        sts["metadata"]["name"],
+        f"{_int(st, 'readyReplicas')}/{_int(spec, 'replicas')}",
+        _age(sts),
+        *_containers(spec.get("template")),
+    ]
+
+
+STS_COLS = [NAME, _col("Ready", desc="Number of the pod with ready state"), AGE, *_WIDE]
+
+
+def _true(conditions: Any, kind: str) -> bool:
+    return any(
+        isinstance(c, dict) and c.get("type") == kind and c.get("status") == "True"
+        for c in conditions or []
+    )
+
+
+def _job_status(job: Obj) -> str:
+    conds = (job.get("status") or {}).get("conditions")
+    if _true(conds, "Complete"):
+        return "Complete"
+    if _true(conds, "Failed"):
+        return "Failed"
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _true(conds, kind):
+            return kind
+    return "Running"
+
+
+def _job_row(job: Obj) -> list[Any]:
+    spec, st = job.get("spec") or {}, job.get("status") or {}
+    succeeded = _int(st, "succeeded")
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif _int(spec, "parallelism") > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start = _parse_ts(st["startTime"]) if st.get("startTime") else None
+    end = _parse_ts(st["completionTime"]) if st.get("completionTime") else None
+    duration = ""
+    if start is not None:
+        until = end if end is not None else datetime.now(UTC)
+        duration = human_duration(int((until - start).total_seconds()))
+    return [
+        job["metadata"]["name"],
+        _job_status(job),
+        completions,
+        duration,
+        _age(job),
+        *_containers(spec.get("template")),
+        selector_string(spec.get("selector")),
+    ]
+
+
+JOB_COLS = [
+    NAME,
+    _col("Status", desc="Status of the job."),
+    _col("Completions", desc="The number of pods which reached phase Succeeded."),
+    _col("Duration", desc="Time required to complete the job."),
+    AGE,
+    *_WIDE,
+    _SELECTOR,
+]
+
+
+def _cronjob_row(cj: Obj) -> list[Any]:
+    spec, st = cj.get("spec") or {}, cj.get("status") or {}
+    suspend = spec.get("suspend")
+    template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template")
+    last = st.get("lastScheduleTime")
+    return [
+        cj["metadata"]["name"],
+        spec.get("schedule", ""),
+        spec.get("timeZone") or "<none>",
+        "<unset>" if suspend is None else ("True" if suspend else "False"),
+        len(st.get("active") or []),
+        human_age(last) if last else "<none>",
+        _age(cj),
+        *_containers(template),
+        selector_string(((spec.get("jobTemplate") or {}).get("spec") or {}).get("selector")),
+    ]
+
+
+CRONJOB_COLS = [
+    NAME,
+    _col("Schedule", desc="The schedule in Cron format."),
+    _col("Timezone", desc="The time zone name for the given schedule."),
+    _col("Suspend", desc="This flag tells the controller to suspend subsequent executions."),
+    _col("Active", "integer", desc="A list of pointers to currently running jobs."),
+    _col(
+        "Last Schedule",
+        desc="Information when was the last time the job was successfully scheduled.",
+    ),
+    AGE,
+    *_WIDE,
+    _SELECTOR,
+]
+
+SCALE_COLS = [
+    NAME,
+    _col("Desired", "integer", desc="Number of desired replicas"),
+    _col("Available", "integer", desc="Number of actual replicas"),
+]
+
+
+def scale_table(scale: Obj, include: str | None, list_meta: Obj) -> Obj:
+    """The Table of a scale subresource (`kubectl get --subresource=scale`)."""
+    row: Obj = {
+        "cells": [
+            scale["metadata"]["name"],
+            int((scale.get("spec") or {}).get("replicas") or 0),
+            int((scale.get("status") or {}).get("replicas") or 0),
+        ]
+    }
+    if include == "Object":
+        row["object"] = scale
+    elif include != "None":
+        row["object"] = partial_metadata(scale)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": SCALE_COLS,
+        "rows": [row],
+    }
 
 
 def _netpol_row(np: Obj) -> list[Any]:
@@ -303,6 +600,12 @@ _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Row]] = {
     ("", "nodes"): (NODE_COLS, _node_row),
     ("", "services"): (SVC_COLS, _svc_row),
     ("", "namespaces"): (NS_COLS, _ns_row),
+    ("apps", "deployments"): (DEPLOY_COLS, _deploy_row),
+    ("apps", "replicasets"): (RS_COLS, _rs_row),
+    ("apps", "daemonsets"): (DS_COLS, _ds_row),
+    ("apps", "statefulsets"): (STS_COLS, _sts_row),
+    ("batch", "jobs"): (JOB_COLS, _job_row),
+    ("batch", "cronjobs"): (CRONJOB_COLS, _cronjob_row),
 }
 
 _PATH_TOKEN = re.compile(
