@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.report import Row, to_markdown
 
 # In report order. Missing modules are reported, not fatal.
-BENCHMARKS = ("ipam", "cni", "kubeapi", "controller", "sandbox", "e2e", "workloads")
+BENCHMARKS = ("ipam", "cni", "kubeapi", "controller", "services", "sandbox", "e2e", "workloads")
 RESULTS = Path(__file__).parent / "results"
 
 
