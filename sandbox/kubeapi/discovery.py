@@ -90,8 +90,13 @@ def _add_names(r: Obj, rt: ResourceType) -> None:
         r["categories"] = list(rt.categories)
 
 
-# Subresources beyond status: name -> (group, kind) of what they accept.
-_EXTRA_SUBRESOURCES = {"binding": ("", "Binding"), "eviction": ("policy", "Eviction")}
+# Subresources beyond status: name -> (group, version, kind) of what they
+# accept and answer, and their verbs.
+_EXTRA_SUBRESOURCES: dict[str, tuple[str, str, str, list[str]]] = {
+    "binding": ("", "v1", "Binding", ["create"]),
+    "eviction": ("policy", "v1", "Eviction", ["create"]),
+    "scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
+}
 
 
 def _aggregated_resource(rt: ResourceType) -> Obj:
@@ -109,10 +114,10 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
         subs.append(
             {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
         )
-    for sub, (group, kind_name) in _EXTRA_SUBRESOURCES.items():
+    for sub, (group, version, kind_name, verbs) in _EXTRA_SUBRESOURCES.items():
         if sub in rt.extra_subresources:
-            sub_kind = {"group": group, "version": "v1", "kind": kind_name}
-            subs.append({"subresource": sub, "responseKind": sub_kind, "verbs": ["create"]})
+            sub_kind = {"group": group, "version": version, "kind": kind_name}
+            subs.append({"subresource": sub, "responseKind": sub_kind, "verbs": verbs})
     if subs:
         r["subresources"] = subs
     return r
@@ -170,17 +175,17 @@ def resource_list(reg: Registry, group: str, version: str) -> Obj | None:
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        for sub, (sub_group, kind) in _EXTRA_SUBRESOURCES.items():
+        for sub, (sub_group, sub_version, kind, verbs) in _EXTRA_SUBRESOURCES.items():
             if sub in rt.extra_subresources:
                 entry: Obj = {
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
                     "kind": kind,
-                    "verbs": ["create"],
+                    "verbs": verbs,
                 }
                 if sub_group:
-                    entry.update(group=sub_group, version="v1")
+                    entry.update(group=sub_group, version=sub_version)
                 resources.append(entry)
     gv = f"{group}/{version}" if group else version
     return {

@@ -60,6 +60,7 @@ _SUBRESOURCE_METHODS = {
     "binding": ("POST",),
     "eviction": ("POST",),
     "finalize": ("PUT",),
+    "scale": ("GET", "PUT", "PATCH"),
 }
 
 
@@ -221,6 +222,8 @@ class Http:
                 extra = f"metadata.name={t.name}"
                 q["fieldSelector"] = f"{fs},{extra}" if fs else extra
             return await self._watch(request, rt, t.ns, q)
+        if t.sub == "scale":
+            return await self._scale(request, t)
         if m == "GET":
             if t.name:
                 entry = self.api.objects.get(rt, t.ns or "", t.name)
@@ -310,6 +313,27 @@ class Http:
             }
             return _json(_success(details=details))
         raise _not_allowed()
+
+    async def _scale(self, request: web.Request, t: Target) -> web.Response:
+        """The scale subresource: the parent as an autoscaling/v1 Scale."""
+        scales, ns, m = self.api.scales, t.ns or "", request.method
+        warnings: list[str] = []
+        if m == "GET":
+            scale = scales.get(t.rt, ns, t.name)
+            if params.accept_mode(request) == "table":
+                meta = {"resourceVersion": scale["metadata"].get("resourceVersion", "")}
+                return _json(tables.scale_table(scale, request.query.get("includeObject"), meta))
+        elif m == "PUT":
+            body = await params.read_body(request)
+            scale, warnings = await scales.update(
+                t.rt, ns, t.name, body, params.write_options(request.query)
+            )
+        else:
+            ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            scale, warnings = await scales.patch(
+                t.rt, ns, t.name, ctype, await request.read(), params.write_options(request.query)
+            )
+        return _json(scale, 200, warnings)
 
     @staticmethod
     def _out(rt: ResourceType, obj: Obj) -> Obj:

@@ -96,15 +96,25 @@ BUILTIN: list[ResourceType] = [
         ("crd", "crds"),
         status=True,
     ),
-    # Stored and served so manifests apply as on a real cluster; there are no
-    # controllers behind them here (a Deployment starts no pods).
+    # The workloads: defaulted here (`workloads`), run by the sandbox's
+    # controllers (sandbox/controllers), scaled through `scale`.
     *(
-        ResourceType("apps", "v1", plural, kind, True, short, status=True, categories=("all",))
-        for plural, kind, short in (
-            ("deployments", "Deployment", ("deploy",)),
-            ("daemonsets", "DaemonSet", ("ds",)),
-            ("replicasets", "ReplicaSet", ("rs",)),
-            ("statefulsets", "StatefulSet", ("sts",)),
+        ResourceType(
+            "apps",
+            "v1",
+            plural,
+            kind,
+            True,
+            short,
+            status=True,
+            categories=("all",),
+            extra_subresources=subs,
+        )
+        for plural, kind, short, subs in (
+            ("deployments", "Deployment", ("deploy",), ("scale",)),
+            ("daemonsets", "DaemonSet", ("ds",), ()),
+            ("replicasets", "ReplicaSet", ("rs",), ("scale",)),
+            ("statefulsets", "StatefulSet", ("sts",), ("scale",)),
         )
     ),
     ResourceType("batch", "v1", "jobs", "Job", True, (), status=True, categories=("all",)),

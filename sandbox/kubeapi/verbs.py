@@ -15,6 +15,7 @@ from .listing import Pager
 from .objects import Objects
 from .registry import Registry
 from .resources import SERVICE_GR, Obj
+from .scale import Scales
 from .store import Store
 from .writes import Writes
 
@@ -33,6 +34,7 @@ class Api:
         self.lists = Pager(store)
         self.writes = Writes(self.objects, KindContext(allocator, self._services))
         self.deletes = Deletes(self.objects)
+        self.scales = Scales(self.writes)
 
     def _services(self) -> list[Obj]:
         return [e.obj for e in self.store.objects.get(SERVICE_GR, {}).values()]

@@ -200,6 +200,14 @@ class Writes:
         want = meta.get("resourceVersion")
         return await self._write_update(rt, entry, patched, sub, opts, want)
 
+    async def write_over(
+        self, rt: ResourceType, entry: Entry, new: Obj, opts: WriteOptions, want_rv: str | None
+    ) -> tuple[Obj, list[str]]:
+        """Replace a stored object with `new` as an update does (hooks,
+        generation, optimistic concurrency on want_rv): for a subresource
+        that writes part of its parent (scale)."""
+        return await self._write_update(rt, entry, new, "", opts, want_rv)
+
     async def _write_update(
         self,
         rt: ResourceType,
