@@ -292,8 +292,6 @@ def test_kubectl_create_deployment_directly(sandbox: SandboxHandle, ns: str) -> 
 
 
 def test_kubectl_scale(sandbox: SandboxHandle, ns: str) -> None:
-    if not scale_served(sandbox):
-        pytest.skip("the embedded API does not serve deployments/scale, which kubectl scale uses")
     create_deployment(sandbox, ns, "sc", 1, "sleep", "3600")
     sandbox.kubectl("scale", "-n", ns, "deployment/sc", "--replicas=2")
     assert "successfully rolled out" in rollout_status(sandbox, ns, "deployment/sc")
