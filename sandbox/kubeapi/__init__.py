@@ -15,12 +15,14 @@ checking bodies through `admission` -> `objects` (a write and what must go
 with it: CRD serving) -> `store` (memory index, versions, history,
 watches) -> `persistence` (SQLite group commit). Per-kind behaviour is the
 `kinds` table, with its hooks in `pods`, `services`, `crds`, `networking`,
-over `validation` (shared field errors), `allocation` (cluster IPs, node
-ports) and `schema` (CRD OpenAPI checks). Beside them: `controllers`
+`workloads` (apps/batch defaults), over `validation` (shared field
+errors), `allocation` (cluster IPs, node ports) and `schema` (CRD OpenAPI
+checks). Beside them: `controllers`
 (namespace termination, garbage collection, service accounts, event TTL;
 woken by committed events, they call the verbs), `background` (their
 tasks), `bootstrap` (a fresh cluster's namespaces and CRDs), `patch`,
-`selectors`, `watch` (event streams), `tables` (kubectl columns),
+`selectors`, `scale` (the scale subresource of deployments, replicasets
+and statefulsets), `watch` (event streams), `tables` (kubectl columns),
 `discovery` (discovery and OpenAPI documents), `resources`, `registry`,
 `errors`, `options`, `tls`, `metrics`, `testing`.
 """

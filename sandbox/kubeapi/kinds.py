@@ -9,7 +9,8 @@ kinds one by one, so serving a new kind's behaviour is adding an entry.
 
 Only the behaviour kovn and kubectl can observe is reproduced; anything
 else passes through untouched. The hooks themselves live with their kind
-(`pods`, `services`, `crds`, `networking`) or below, when they are small.
+(`pods`, `services`, `crds`, `networking`, `workloads`) or below, when
+they are small.
 """
 
 from __future__ import annotations
