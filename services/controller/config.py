@@ -32,6 +32,13 @@ class ControllerConfig(ServerConfig):
     )
     join_subnet: str = field(default="join", metadata=_help("name of the node join subnet"))
     join_cidr: str = field(default="100.64.0.0/16", metadata=_help("CIDR(s) of the join subnet"))
+    service_cidr: str = field(
+        default="10.96.0.0/12",
+        metadata=_help(
+            "the cluster's Service ClusterIP range(s), as kube-apiserver's"
+            " --service-cluster-ip-range (nodes route them through kovn0)"
+        ),
+    )
     mtu: int = field(default=1400, metadata=_help("pod MTU when a subnet sets none"))
     identity: str = field(default="", metadata=_help("Lease holder identity (default: hostname)"))
     advertise: str = field(
@@ -70,7 +77,7 @@ class ControllerConfig(ServerConfig):
             raise ConfigError("ipam", self.ipam, "the ipam service target is required")
         if not self.nb:
             raise ConfigError("nb", self.nb, "the OVN NB remote is required")
-        for key in ("default_subnet_cidr", "join_cidr"):
+        for key in ("default_subnet_cidr", "join_cidr", "service_cidr"):
             for part in getattr(self, key).split(","):
                 try:
                     ipaddress.ip_network(part.strip(), strict=True)

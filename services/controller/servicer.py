@@ -235,4 +235,5 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             nat_outgoing_cidrs=[
                 c for s in ctx.pod_subnets() if s.nat_outgoing for c in s.cidr_strings
             ],
+            service_cidrs=[c.strip() for c in ctx.config.service_cidr.split(",") if c.strip()],
         )

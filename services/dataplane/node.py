@@ -127,10 +127,16 @@ async def plug_management_port(
             except NetlinkError as err:
                 if err.code != errno.EEXIST:
                     raise
-        for cidr in nn.cluster_cidrs:
+        for cidr in routed_cidrs(nn):
             await _route_via_join(ipr, index, cidr, nn)
     netlink.offloads_off(MGMT_PORT)
     log.info("management_port_ready", port=nn.logical_port, ips=[ip.address for ip in nn.ips])
+
+
+def routed_cidrs(nn: controller_pb2.NodeNetwork) -> set[str]:
+    """What the node reaches through kovn0: the pod subnets, and the Service
+    ranges (the join switch names the cluster's load balancers)."""
+    return {*nn.cluster_cidrs, *nn.service_cidrs}
 
 
 async def _route_via_join(ipr: Any, index: int, cidr: str, nn: controller_pb2.NodeNetwork) -> None:
@@ -149,7 +155,7 @@ async def sync_cluster_routes(nn: controller_pb2.NodeNetwork, routed: set[str]) 
     """Make kovn0's routes match the cluster CIDRs now (subnets come and go
     after bootstrap); returns the CIDRs routed. Only CIDRs in `routed` (ours)
     are ever removed."""
-    want = set(nn.cluster_cidrs)
+    want = routed_cidrs(nn)
     async with netlink.route() as ipr:
         index = await netlink.index_of(ipr, MGMT_PORT)
         if index is None:

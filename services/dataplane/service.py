@@ -219,7 +219,7 @@ class DataplaneService(Service):
                 nn = await self._controller.node_network(timeout=30)
                 if nn.logical_port:
                     await node.plug_management_port(self.db, self.config, nn)
-                    self._routed = set(nn.cluster_cidrs)
+                    self._routed = node.routed_cidrs(nn)
                     break
             except asyncio.CancelledError:
                 raise

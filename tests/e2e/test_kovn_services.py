@@ -287,39 +287,14 @@ def svcs(kovn: KovnEnv, tmp_path_factory: pytest.TempPathFactory) -> Services:
 # -- spread, TCP and UDP, from pods on both nodes and from the node --------------------
 
 
-SERVICE_CIDR = "10.96.0.0/16"
-NO_SERVICE_ROUTE = pytest.mark.xfail(
-    strict=True,
-    reason="the dataplane routes only the pod CIDRs out of kovn0 (NodeNetwork.cluster_cidrs), "
-    "not the Service CIDR: a node's own connection to a ClusterIP gets ENETUNREACH",
-)
-
-
-@contextlib.contextmanager
-def service_route(svcs: Services, where: str) -> Iterator[None]:
-    """For "node1+route": the route the dataplane would need, the Service CIDR
-    through kovn0 to the join gateway (as the pod CIDRs are), for the test."""
-    if not where.endswith("+route"):
-        yield
-        return
-    node_ns = svcs.client_netns(where.split("+")[0])
-    pods_route = netns.run(node_ns, ["ip", "-4", "route", "show", "10.16.0.0/16"]).stdout
-    gateway = pods_route.split("via ")[1].split()[0]
-    netns.run(node_ns, ["ip", "route", "replace", SERVICE_CIDR, "via", gateway, "dev", "kovn0"])
-    try:
-        yield
-    finally:
-        netns.run(node_ns, ["ip", "route", "del", SERVICE_CIDR, "dev", "kovn0"], check=False)
-
-
-@pytest.mark.parametrize(
-    "where", ["c1", "c2", pytest.param("node1", marks=NO_SERVICE_ROUTE), "node1+route"]
-)
+# "node1": the node's own connection, through kovn0 (the dataplane routes the
+# Service CIDR there, as it does the pod CIDRs).
+@pytest.mark.parametrize("where", ["c1", "c2", "node1"])
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_clusterip_spreads_over_every_backend(svcs: Services, proto: str, where: str) -> None:
-    with svcs.backends("spread") as svc, service_route(svcs, where):
+    with svcs.backends("spread") as svc:
         pods = svcs.backend_pods(svc.name, ready_only=True)
-        got = svcs.answers(where.split("+")[0], proto, svc)
+        got = svcs.answers(where, proto, svc)
         assert sum(got.values()) == TRIES
         assert set(got) == set(pods), f"{proto} from {where}: answers {dict(got)}, pods {pods}"
 

@@ -80,7 +80,7 @@ class GetNodeNetworkRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class NodeNetwork(_message.Message):
-    __slots__ = ("node", "logical_port", "mac", "ips", "mtu", "cluster_cidrs", "join_cidrs", "nat_outgoing_cidrs")
+    __slots__ = ("node", "logical_port", "mac", "ips", "mtu", "cluster_cidrs", "join_cidrs", "nat_outgoing_cidrs", "service_cidrs")
     NODE_FIELD_NUMBER: _ClassVar[int]
     LOGICAL_PORT_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class NodeNetwork(_message.Message):
     CLUSTER_CIDRS_FIELD_NUMBER: _ClassVar[int]
     JOIN_CIDRS_FIELD_NUMBER: _ClassVar[int]
     NAT_OUTGOING_CIDRS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_CIDRS_FIELD_NUMBER: _ClassVar[int]
     node: str
     logical_port: str
     mac: str
@@ -97,4 +98,5 @@ class NodeNetwork(_message.Message):
     cluster_cidrs: _containers.RepeatedScalarFieldContainer[str]
     join_cidrs: _containers.RepeatedScalarFieldContainer[str]
     nat_outgoing_cidrs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node: _Optional[str] = ..., logical_port: _Optional[str] = ..., mac: _Optional[str] = ..., ips: _Optional[_Iterable[_Union[IPConfig, _Mapping]]] = ..., mtu: _Optional[int] = ..., cluster_cidrs: _Optional[_Iterable[str]] = ..., join_cidrs: _Optional[_Iterable[str]] = ..., nat_outgoing_cidrs: _Optional[_Iterable[str]] = ...) -> None: ...
+    service_cidrs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node: _Optional[str] = ..., logical_port: _Optional[str] = ..., mac: _Optional[str] = ..., ips: _Optional[_Iterable[_Union[IPConfig, _Mapping]]] = ..., mtu: _Optional[int] = ..., cluster_cidrs: _Optional[_Iterable[str]] = ..., join_cidrs: _Optional[_Iterable[str]] = ..., nat_outgoing_cidrs: _Optional[_Iterable[str]] = ..., service_cidrs: _Optional[_Iterable[str]] = ...) -> None: ...
