@@ -24,11 +24,12 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import select
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,18 +102,29 @@ class _Monitor:
             text=True,
             bufsize=1,
         )
+        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
 
     def wait_for(self, needle: str, timeout: float = 10.0) -> float:
         """perf_counter() when a line containing needle was read."""
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if needle in line:
-                    return time.perf_counter()
-        raise TimeoutError(f"{needle!r} not seen in the NB")
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{needle!r} not seen in the NB")
+            try:
+                stamp, line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if needle in line:
+                return stamp
+
+    def _read(self) -> None:
+        # A reader thread stamps each line as it arrives: select() on a
+        # buffered text pipe misses lines already read into Python's buffer.
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.perf_counter(), line))
 
     def close(self) -> None:
         self.proc.kill()
