@@ -28,10 +28,10 @@ from collections import defaultdict
 
 import structlog
 
-from sandbox.controllers import events
 from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
 from sandbox.controllers.deployment import scaled_value, template_hash
 from sandbox.controllers.ownership import claim
+from sandbox.controllers.podcontrol import PodControl, pod_path
 from sandbox.controllers.podutil import (
     available_in,
     controller_ref,
@@ -71,11 +71,6 @@ HOST_NETWORK_TOLERATION: Obj = {
 
 def ds_path(ns: str, name: str, sub: str = "") -> str:
     return f"/apis/apps/v1/namespaces/{ns}/daemonsets/{name}" + (f"/{sub}" if sub else "")
-
-
-def pod_path(pod: Obj) -> str:
-    md = pod["metadata"]
-    return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
 
 
 # -- pure logic ----------------------------------------------------------------
@@ -158,6 +153,7 @@ class DaemonSetController:
         self.dss = dss
         self.nodes = nodes
         self.pods = pods
+        self.podctl = PodControl(kube, pods, COMPONENT)
         self.workers = KeyedWorkers("daemonset", self.reconcile)
         dss.handlers.append(self._on_ds)
         nodes.handlers.append(self._on_node)
@@ -240,7 +236,7 @@ class DaemonSetController:
         at = now()
         if not deleting:
             delete += self._rolling_victims(ds, eligible, by_node, h, min_ready, at)
-            await self._delete(ds, delete)
+            await self.podctl.delete(ds, delete)
             await self._create(ds, create, h)
         await self._write_status(ds, eligible, h, min_ready)
 
@@ -278,48 +274,13 @@ class DaemonSetController:
         return victims
 
     async def _create(self, ds: Obj, nodes: list[str], h: str) -> None:
-        ns = ds["metadata"]["namespace"]
-
-        async def one(node: str) -> None:
-            out = await self.kube.create(f"/api/v1/namespaces/{ns}/pods", pod_for_node(ds, node, h))
-            self.pods.wrote(out)
-            await events.record(
-                self.kube,
-                ds,
-                "SuccessfulCreate",
-                f"Created pod: {out['metadata']['name']}",
-                component=COMPONENT,
-            )
-
-        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.podctl.create(ds, pod_for_node(ds, n, h)) for n in nodes),
+            return_exceptions=True,
+        )
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-
-    async def _delete(self, ds: Obj, pods: list[Obj]) -> None:
-        async def one(pod: Obj) -> None:
-            try:
-                out = await self.kube.delete(
-                    pod_path(pod), {"preconditions": {"uid": pod["metadata"]["uid"]}}
-                )
-            except KubeError as e:
-                if e.status in (404, 409):
-                    return
-                raise
-            if (out.get("metadata") or {}).get("deletionTimestamp"):
-                self.pods.wrote(out)
-            else:
-                self.pods.removed(pod)
-            await events.record(
-                self.kube,
-                ds,
-                "SuccessfulDelete",
-                f"Deleted pod: {pod['metadata']['name']}",
-                component=COMPONENT,
-            )
-
-        unique = {p["metadata"]["uid"]: p for p in pods}
-        await asyncio.gather(*(one(p) for p in unique.values()))
 
     async def _write_status(self, ds: Obj, eligible: set[str], h: str, min_ready: int) -> None:
         md = ds["metadata"]

@@ -31,6 +31,7 @@ import structlog
 
 from sandbox.controllers import events
 from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.podcontrol import PodControl
 from sandbox.controllers.podutil import (
     controller_ref,
     is_ready,
@@ -53,11 +54,6 @@ BACKOFF_MAX = 360.0
 
 def job_path(ns: str, name: str, sub: str = "") -> str:
     return f"/apis/batch/v1/namespaces/{ns}/jobs/{name}" + (f"/{sub}" if sub else "")
-
-
-def pod_path(pod: Obj) -> str:
-    md = pod["metadata"]
-    return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
 
 
 def _phase(pod: Obj) -> str:
@@ -143,6 +139,7 @@ class JobController:
         self.kube = kube
         self.jobs = jobs
         self.pods = pods
+        self.podctl = PodControl(kube, pods, COMPONENT)
         self.workers = KeyedWorkers("job", self.reconcile)
         jobs.handlers.append(self._on_job)
         pods.handlers.append(self._on_pod)
@@ -198,7 +195,7 @@ class JobController:
         wake: float | None = None
         outcome: tuple[str, str, str] | None = None  # (condition, reason, message)
         if spec.get("suspend"):
-            await self._delete(job, active)
+            await self.podctl.delete(job, active, event=False)
             active = []
             conds.append(_cond("Suspended", "JobSuspended", "Job suspended", stamp))
         else:
@@ -228,7 +225,7 @@ class JobController:
                 )
             if outcome is not None:
                 # Finished either way: whatever still runs is not needed.
-                await self._delete(job, active)
+                await self.podctl.delete(job, active, event=False)
                 active = []
             else:
                 if deadline is not None:
@@ -242,7 +239,7 @@ class JobController:
                     else:
                         active += await self._create(job, missing)
                 elif missing < 0:
-                    await self._delete(job, active[missing:])
+                    await self.podctl.delete(job, active[missing:], event=False)
                     active = active[:missing]
         status.update(
             {
@@ -286,12 +283,8 @@ class JobController:
             raise Requeue("job deadline or back-off", max(0.05, wake + 0.05))
 
     async def _create(self, job: Obj, count: int) -> list[Obj]:
-        ns = job["metadata"]["namespace"]
         results = await asyncio.gather(
-            *(
-                self.kube.create(f"/api/v1/namespaces/{ns}/pods", pod_for(job))
-                for _ in range(count)
-            ),
+            *(self.podctl.create(job, pod_for(job)) for _ in range(count)),
             return_exceptions=True,
         )
         out: list[Obj] = []
@@ -299,36 +292,11 @@ class JobController:
         for r in results:
             if isinstance(r, BaseException):
                 failure = r
-                continue
-            self.pods.wrote(r)
-            out.append(r)
-            await events.record(
-                self.kube,
-                job,
-                "SuccessfulCreate",
-                f"Created pod: {r['metadata']['name']}",
-                component=COMPONENT,
-            )
+            else:
+                out.append(r)
         if failure is not None:
             raise failure
         return out
-
-    async def _delete(self, job: Obj, pods: list[Obj]) -> None:
-        async def one(pod: Obj) -> None:
-            try:
-                out = await self.kube.delete(
-                    pod_path(pod), {"preconditions": {"uid": pod["metadata"]["uid"]}}
-                )
-            except KubeError as e:
-                if e.status in (404, 409):
-                    return
-                raise
-            if (out.get("metadata") or {}).get("deletionTimestamp"):
-                self.pods.wrote(out)
-            else:
-                self.pods.removed(pod)
-
-        await asyncio.gather(*(one(p) for p in pods))
 
     async def _expire(self, job: Obj, at: datetime) -> None:
         """The TTL-after-finished controller: delete the Job (and, by

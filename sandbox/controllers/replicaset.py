@@ -24,6 +24,7 @@ import structlog
 from sandbox.controllers import events
 from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
 from sandbox.controllers.ownership import claim
+from sandbox.controllers.podcontrol import PodControl, pod_path
 from sandbox.controllers.podutil import (
     available_in,
     controller_ref,
@@ -41,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 KIND = "ReplicaSet"
 API_VERSION = "apps/v1"
+COMPONENT = "replicaset-controller"
 BURST = 500  # the controller's --concurrent burst of creates/deletes per sync
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 
@@ -48,11 +50,6 @@ _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 def rs_path(ns: str, name: str = "", sub: str = "") -> str:
     base = f"/apis/apps/v1/namespaces/{ns}/replicasets"
     return base + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
-
-
-def pod_path(pod: Obj) -> str:
-    md = pod["metadata"]
-    return f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}"
 
 
 # -- pure logic ----------------------------------------------------------------
@@ -164,6 +161,7 @@ class ReplicaSetController:
         self.kube = kube
         self.rss = rss
         self.pods = pods
+        self.podctl = PodControl(kube, pods, COMPONENT)
         self.workers = KeyedWorkers("replicaset", self.reconcile)
         rss.handlers.append(self._on_rs)
         pods.handlers.append(self._on_pod)
@@ -218,7 +216,7 @@ class ReplicaSetController:
             if diff < 0:
                 failure = await self._create(rs, min(-diff, BURST))
             elif diff > 0:
-                await self._delete(rs, pick_victims(pods, min(diff, BURST)))
+                await self.podctl.delete(rs, pick_victims(pods, min(diff, BURST)))
             pods = [
                 p
                 for p in self.pods.objects(ns)
@@ -254,10 +252,7 @@ class ReplicaSetController:
         while left > 0:
             n = min(batch, left)
             results = await asyncio.gather(
-                *(
-                    self.kube.create(f"/api/v1/namespaces/{ns}/pods", copy.deepcopy(body))
-                    for _ in range(n)
-                ),
+                *(self.podctl.create(rs, copy.deepcopy(body)) for _ in range(n)),
                 return_exceptions=True,
             )
             failed: KubeError | None = None
@@ -266,15 +261,6 @@ class ReplicaSetController:
                     failed = r
                 elif isinstance(r, BaseException):
                     raise r
-                else:
-                    self.pods.wrote(r)
-                    await events.record(
-                        self.kube,
-                        rs,
-                        "SuccessfulCreate",
-                        f"Created pod: {r['metadata']['name']}",
-                        component="replicaset-controller",
-                    )
             if failed is not None:
                 log.warning(
                     "pod create failed",
@@ -286,37 +272,13 @@ class ReplicaSetController:
                     rs,
                     "FailedCreate",
                     f"Error creating: {failed}",
-                    component="replicaset-controller",
+                    component=COMPONENT,
                     warning=True,
                 )
                 return failed
             left -= n
             batch *= 2
         return None
-
-    async def _delete(self, rs: Obj, victims: list[Obj]) -> None:
-        async def one(pod: Obj) -> None:
-            try:
-                out = await self.kube.delete(
-                    pod_path(pod), {"preconditions": {"uid": pod["metadata"]["uid"]}}
-                )
-            except KubeError as e:
-                if e.status in (404, 409):
-                    return
-                raise
-            if out.get("kind") == "Pod" and (out.get("metadata") or {}).get("deletionTimestamp"):
-                self.pods.wrote(out)
-            else:
-                self.pods.removed(pod)
-            await events.record(
-                self.kube,
-                rs,
-                "SuccessfulDelete",
-                f"Deleted pod: {pod['metadata']['name']}",
-                component="replicaset-controller",
-            )
-
-        await asyncio.gather(*(one(p) for p in victims))
 
     async def close(self) -> None:
         await self.workers.close()
