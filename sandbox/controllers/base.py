@@ -272,6 +272,53 @@ class KeyedWorkers:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
+async def write_status(kube: KubeClient, cache: Informer, path: str, status: Obj) -> bool:
+    """Merge-patch `status` at the status subresource `path`, caching the answer.
+
+    Every workload controller ends its reconcile so, once it has seen the
+    status change; the object may have gone meanwhile, which is no error:
+    False then (its controller has nothing more to do for it).
+    """
+    try:
+        out = await kube.merge_patch(path, {"status": status})
+    except KubeError as e:
+        if e.status == 404:
+            return False
+        raise
+    cache.wrote(out)
+    return True
+
+
+class KeyedController:
+    """The skeleton the controllers share: one informer's objects are the keys.
+
+    Every change to an object of `primary` reconciles that object's key, a
+    resync reconciles them all, and the workers run the subclass's
+    `reconcile`. Other informers' handlers (a pod to its owner) stay with
+    each controller, since they differ.
+    """
+
+    def __init__(self, name: str, kube: KubeClient, primary: Informer) -> None:
+        self.kube = kube
+        self.primary = primary
+        self.workers = KeyedWorkers(name, self.reconcile)
+        primary.handlers.append(self.enqueue)
+
+    def enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        """A handler: reconcile the object's own key."""
+        self.workers.add(key_of(obj))
+
+    def resync(self) -> None:
+        for obj in self.primary.objects():
+            self.workers.add(key_of(obj))
+
+    async def reconcile(self, key: Key) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.workers.close()
+
+
 class Controller(Protocol):
     """What the manager needs of each controller."""
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 
 import structlog
 
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj, Requeue, write_status
 from sandbox.controllers.deployment import scaled_value, template_hash
 from sandbox.controllers.ownership import claim
 from sandbox.controllers.podcontrol import PodControl, pod_path
@@ -43,7 +43,7 @@ from sandbox.controllers.podutil import (
     selector_matches,
     untolerated_taints,
 )
-from services.common.kube import KubeClient, KubeError
+from services.common.kube import KubeClient
 
 log = structlog.get_logger(__name__)
 
@@ -147,20 +147,15 @@ def _age(pod: Obj) -> float:
 # -- the controller ------------------------------------------------------------
 
 
-class DaemonSetController:
+class DaemonSetController(KeyedController):
     def __init__(self, kube: KubeClient, dss: Informer, nodes: Informer, pods: Informer) -> None:
-        self.kube = kube
+        super().__init__("daemonset", kube, dss)
         self.dss = dss
         self.nodes = nodes
         self.pods = pods
         self.podctl = PodControl(kube, pods, COMPONENT)
-        self.workers = KeyedWorkers("daemonset", self.reconcile)
-        dss.handlers.append(self._on_ds)
         nodes.handlers.append(self._on_node)
         pods.handlers.append(self._on_pod)
-
-    def _on_ds(self, kind: str, ds: Obj, old: Obj | None) -> None:
-        self.workers.add((ds["metadata"]["namespace"], ds["metadata"]["name"]))
 
     def _on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
         if old is not None and kind != "DELETED":
@@ -176,10 +171,6 @@ class DaemonSetController:
         ref = controller_ref(pod)
         if ref is not None and ref.get("kind") == KIND:
             self.workers.add((pod["metadata"]["namespace"], ref["name"]))
-
-    def resync(self) -> None:
-        for ds in self.dss.objects():
-            self._on_ds("SYNC", ds, None)
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
@@ -323,17 +314,8 @@ class DaemonSetController:
         }
         old = ds.get("status") or {}
         if any(old.get(k, 0) != v for k, v in status.items()):
-            try:
-                self.dss.wrote(
-                    await self.kube.merge_patch(
-                        ds_path(md["namespace"], md["name"], "status"), {"status": status}
-                    )
-                )
-            except KubeError as e:
-                if e.status != 404:
-                    raise
+            await write_status(
+                self.kube, self.dss, ds_path(md["namespace"], md["name"], "status"), status
+            )
         if wake is not None:
             raise Requeue("daemon pods become available", wake + 0.05)
-
-    async def close(self) -> None:
-        await self.workers.close()

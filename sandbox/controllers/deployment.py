@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from sandbox.controllers import events
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj, Requeue, write_status
 from sandbox.controllers.ownership import claim
 from sandbox.controllers.podutil import (
     controller_ref,
@@ -409,19 +409,14 @@ def _comparable(st: Obj) -> Obj:
 # -- the controller ------------------------------------------------------------
 
 
-class DeploymentController:
+class DeploymentController(KeyedController):
     def __init__(self, kube: KubeClient, deploys: Informer, rss: Informer, pods: Informer) -> None:
-        self.kube = kube
+        super().__init__("deployment", kube, deploys)
         self.deploys = deploys
         self.rss = rss
         self.pods = pods
-        self.workers = KeyedWorkers("deployment", self.reconcile)
-        deploys.handlers.append(self._on_deploy)
         rss.handlers.append(self._on_rs)
         pods.handlers.append(self._on_pod)
-
-    def _on_deploy(self, kind: str, d: Obj, old: Obj | None) -> None:
-        self.workers.add((d["metadata"]["namespace"], d["metadata"]["name"]))
 
     def _on_rs(self, kind: str, rs: Obj, old: Obj | None) -> None:
         ns = rs["metadata"]["namespace"]
@@ -448,10 +443,6 @@ class DeploymentController:
         dref = controller_ref(rs) if rs is not None else None
         if dref is not None and dref.get("kind") == KIND:
             self.workers.add((pod["metadata"]["namespace"], dref["name"]))
-
-    def resync(self) -> None:
-        for d in self.deploys.objects():
-            self._on_deploy("SYNC", d, None)
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
@@ -668,16 +659,7 @@ class DeploymentController:
         status, wake = status_for(d, new_rs, olds, created, now())
         if _comparable(status) != _comparable(d.get("status") or {}):
             md = d["metadata"]
-            try:
-                out = await self.kube.merge_patch(
-                    deploy_path(md["namespace"], md["name"], "status"), {"status": status}
-                )
-            except KubeError as e:
-                if e.status == 404:
-                    return None
-                raise
-            self.deploys.wrote(out)
+            path = deploy_path(md["namespace"], md["name"], "status")
+            if not await write_status(self.kube, self.deploys, path, status):
+                return None
         return wake
-
-    async def close(self) -> None:
-        await self.workers.close()

@@ -17,7 +17,7 @@ import json
 
 import structlog
 
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj
 from sandbox.controllers.endpointslice import families, services_for_pod
 from sandbox.controllers.podutil import (
     find_port,
@@ -101,29 +101,20 @@ def subsets_for(svc: Obj, pods: list[Obj]) -> list[Obj]:
     return out
 
 
-class EndpointsController:
+class EndpointsController(KeyedController):
     def __init__(
         self, kube: KubeClient, services: Informer, pods: Informer, endpoints: Informer
     ) -> None:
-        self.kube = kube
+        super().__init__("endpoints", kube, services)
         self.services = services
         self.pods = pods
         self.endpoints = endpoints
-        self.workers = KeyedWorkers("endpoints", self.reconcile)
-        services.handlers.append(self._on_object)
-        endpoints.handlers.append(self._on_object)
+        endpoints.handlers.append(self.enqueue)  # named after its Service
         pods.handlers.append(self._on_pod)
-
-    def _on_object(self, kind: str, obj: Obj, old: Obj | None) -> None:
-        self.workers.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         for key in services_for_pod(self.services, pod, old):
             self.workers.add(key)
-
-    def resync(self) -> None:
-        for svc in self.services.objects():
-            self._on_object("SYNC", svc, None)
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
@@ -170,6 +161,3 @@ class EndpointsController:
                 # Created meanwhile (our watch lags): read it and go again.
                 self.endpoints.wrote(await self.kube.get(endpoints_path(ns, name)))
                 raise
-
-    async def close(self) -> None:
-        await self.workers.close()

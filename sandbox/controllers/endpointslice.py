@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import structlog
 
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj
 from sandbox.controllers.podutil import (
     find_port,
     is_ready,
@@ -253,21 +253,16 @@ def _api_ports(ports: list[Obj]) -> list[Obj]:
 # -- the controller ------------------------------------------------------------
 
 
-class EndpointSliceController:
+class EndpointSliceController(KeyedController):
     def __init__(
         self, kube: KubeClient, services: Informer, pods: Informer, slices: Informer
     ) -> None:
-        self.kube = kube
+        super().__init__("endpointslice", kube, services)
         self.services = services
         self.pods = pods
         self.slices = slices
-        self.workers = KeyedWorkers("endpointslice", self.reconcile)
-        services.handlers.append(self._on_service)
         pods.handlers.append(self._on_pod)
         slices.handlers.append(self._on_slice)
-
-    def _on_service(self, kind: str, svc: Obj, old: Obj | None) -> None:
-        self.workers.add((svc["metadata"]["namespace"], svc["metadata"]["name"]))
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         for key in services_for_pod(self.services, pod, old):
@@ -277,10 +272,6 @@ class EndpointSliceController:
         name = (es["metadata"].get("labels") or {}).get(SERVICE_NAME)
         if name:
             self.workers.add((es["metadata"]["namespace"], name))
-
-    def resync(self) -> None:
-        for svc in self.services.objects():
-            self._on_service("SYNC", svc, None)
 
     def owned_slices(self, ns: str, name: str, uid: str | None) -> list[Obj]:
         out = []
@@ -372,6 +363,3 @@ class EndpointSliceController:
             if e.status not in (404, 409):
                 raise
         self.slices.removed(es)
-
-    async def close(self) -> None:
-        await self.workers.close()

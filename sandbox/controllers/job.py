@@ -30,7 +30,7 @@ from datetime import datetime
 import structlog
 
 from sandbox.controllers import events
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj, Requeue, write_status
 from sandbox.controllers.podcontrol import PodControl
 from sandbox.controllers.podutil import (
     controller_ref,
@@ -134,27 +134,18 @@ def _last_failure(pods: list[Obj]) -> datetime | None:
     return max(stamps, default=None)
 
 
-class JobController:
+class JobController(KeyedController):
     def __init__(self, kube: KubeClient, jobs: Informer, pods: Informer) -> None:
-        self.kube = kube
+        super().__init__("job", kube, jobs)
         self.jobs = jobs
         self.pods = pods
         self.podctl = PodControl(kube, pods, COMPONENT)
-        self.workers = KeyedWorkers("job", self.reconcile)
-        jobs.handlers.append(self._on_job)
         pods.handlers.append(self._on_pod)
-
-    def _on_job(self, kind: str, job: Obj, old: Obj | None) -> None:
-        self.workers.add((job["metadata"]["namespace"], job["metadata"]["name"]))
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         ref = controller_ref(pod)
         if ref is not None and ref.get("kind") == KIND:
             self.workers.add((pod["metadata"]["namespace"], ref["name"]))
-
-    def resync(self) -> None:
-        for job in self.jobs.objects():
-            self._on_job("SYNC", job, None)
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
@@ -271,14 +262,10 @@ class JobController:
                 warning=outcome[0] == "Failed",
             )
         status["conditions"] = conds or None
-        if status != (job.get("status") or {}):
-            try:
-                out = await self.kube.merge_patch(job_path(ns, name, "status"), {"status": status})
-            except KubeError as e:
-                if e.status == 404:
-                    return
-                raise
-            self.jobs.wrote(out)
+        if status != (job.get("status") or {}) and not await write_status(
+            self.kube, self.jobs, job_path(ns, name, "status"), status
+        ):
+            return
         if wake is not None:
             raise Requeue("job deadline or back-off", max(0.05, wake + 0.05))
 
@@ -325,6 +312,3 @@ class JobController:
         except KubeError as e:
             if e.status not in (404, 409):
                 raise
-
-    async def close(self) -> None:
-        await self.workers.close()

@@ -22,7 +22,7 @@ from datetime import datetime
 import structlog
 
 from sandbox.controllers import events
-from sandbox.controllers.base import Informer, Key, KeyedWorkers, Obj, Requeue
+from sandbox.controllers.base import Informer, Key, KeyedController, Obj, Requeue, write_status
 from sandbox.controllers.ownership import claim
 from sandbox.controllers.podcontrol import PodControl, pod_path
 from sandbox.controllers.podutil import (
@@ -156,18 +156,13 @@ def _same_status(a: Obj, b: Obj) -> bool:
 # -- the controller ------------------------------------------------------------
 
 
-class ReplicaSetController:
+class ReplicaSetController(KeyedController):
     def __init__(self, kube: KubeClient, rss: Informer, pods: Informer) -> None:
-        self.kube = kube
+        super().__init__("replicaset", kube, rss)
         self.rss = rss
         self.pods = pods
         self.podctl = PodControl(kube, pods, COMPONENT)
-        self.workers = KeyedWorkers("replicaset", self.reconcile)
-        rss.handlers.append(self._on_rs)
         pods.handlers.append(self._on_pod)
-
-    def _on_rs(self, kind: str, rs: Obj, old: Obj | None) -> None:
-        self.workers.add((rs["metadata"]["namespace"], rs["metadata"]["name"]))
 
     def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
         ns = pod["metadata"]["namespace"]
@@ -184,10 +179,6 @@ class ReplicaSetController:
                     sel = (rs.get("spec") or {}).get("selector")
                     if selector_matches(sel, p["metadata"].get("labels")):
                         self.workers.add((ns, rs["metadata"]["name"]))
-
-    def resync(self) -> None:
-        for rs in self.rss.objects():
-            self._on_rs("SYNC", rs, None)
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
@@ -233,15 +224,9 @@ class ReplicaSetController:
         status, wake = status_for(rs, pods, now())
         if not _same_status(status, rs.get("status") or {}):
             md = rs["metadata"]
-            try:
-                self.rss.wrote(
-                    await self.kube.merge_patch(
-                        rs_path(md["namespace"], md["name"], "status"), {"status": status}
-                    )
-                )
-            except KubeError as e:
-                if e.status != 404:
-                    raise
+            await write_status(
+                self.kube, self.rss, rs_path(md["namespace"], md["name"], "status"), status
+            )
         return wake
 
     async def _create(self, rs: Obj, count: int) -> KubeError | None:
@@ -279,6 +264,3 @@ class ReplicaSetController:
             left -= n
             batch *= 2
         return None
-
-    async def close(self) -> None:
-        await self.workers.close()
