@@ -33,9 +33,9 @@ from sandbox.controllers.deployment import scaled_value, template_hash
 from sandbox.controllers.ownership import claim
 from sandbox.controllers.podcontrol import PodControl, pod_path
 from sandbox.controllers.podutil import (
+    availability,
     available_in,
     controller_ref,
-    is_ready,
     node_affinity_matches,
     now,
     owner_ref,
@@ -284,27 +284,15 @@ class DaemonSetController(KeyedController):
                 node = pinned_node(p)
                 if node:
                     by_node[node].append(p)
-        at = now()
-        current = ready = available = updated = 0
-        wake: float | None = None
-        for node in eligible:
-            pods = by_node.get(node)
-            if not pods:
-                continue
-            current += 1
-            pod = min(pods, key=_age)
-            if is_ready(pod):
-                ready += 1
-            left = available_in(pod, min_ready, at)
-            if left == 0.0:
-                available += 1
-            elif left is not None:
-                wake = left if wake is None else min(wake, left)
-            if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == h:
-                updated += 1
+        # The oldest daemon pod of each eligible node is the one that counts.
+        scheduled = [min(by_node[n], key=_age) for n in eligible if by_node.get(n)]
+        ready, available, wake = availability(scheduled, min_ready, now())
+        updated = sum(
+            1 for p in scheduled if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == h
+        )
         status: Obj = {
             "desiredNumberScheduled": len(eligible),
-            "currentNumberScheduled": current,
+            "currentNumberScheduled": len(scheduled),
             "numberMisscheduled": sum(1 for n in by_node if n not in eligible),
             "numberReady": ready,
             "numberAvailable": available,

@@ -137,6 +137,25 @@ def available_in(pod: Obj, min_ready_seconds: int, at: datetime) -> float | None
     return max(0.0, left)
 
 
+def availability(
+    pods: list[Obj], min_ready_seconds: int, at: datetime
+) -> tuple[int, int, float | None]:
+    """(ready, available, seconds until the next ready one becomes available or
+    None): the counts a workload's status reports, and when it must look again,
+    since nothing else wakes its controller when minReadySeconds have passed."""
+    ready = available = 0
+    wake: float | None = None
+    for p in pods:
+        if is_ready(p):
+            ready += 1
+        left = available_in(p, min_ready_seconds, at)
+        if left == 0.0:
+            available += 1
+        elif left is not None:
+            wake = left if wake is None else min(wake, left)
+    return ready, available, wake
+
+
 def pod_ips(pod: Obj) -> list[str]:
     status = pod.get("status") or {}
     ips = [p.get("ip") for p in status.get("podIPs") or [] if p.get("ip")]

@@ -26,7 +26,7 @@ from sandbox.controllers.base import Informer, Key, KeyedController, Obj, Requeu
 from sandbox.controllers.ownership import claim
 from sandbox.controllers.podcontrol import PodControl, pod_path
 from sandbox.controllers.podutil import (
-    available_in,
+    availability,
     controller_ref,
     is_active,
     is_ready,
@@ -97,16 +97,7 @@ def status_for(rs: Obj, pods: list[Obj], at: datetime) -> tuple[Obj, float | Non
     spec = rs.get("spec") or {}
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    ready = available = 0
-    wake: float | None = None
-    for p in pods:
-        if is_ready(p):
-            ready += 1
-        left = available_in(p, min_ready, at)
-        if left == 0.0:
-            available += 1
-        elif left is not None:
-            wake = left if wake is None else min(wake, left)
+    ready, available, wake = availability(pods, min_ready, at)
     labeled = sum(
         1
         for p in pods
