@@ -20,7 +20,7 @@ import json
 import os
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -191,6 +191,31 @@ async def _send(ws: web.WebSocketResponse, channel: int, data: bytes) -> None:
             await ws.send_bytes(bytes([channel]) + data)
 
 
+async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[tuple[int, bytes]]:
+    """The client's binary frames as (channel, payload): the channel protocol
+    both ways of running a command (pipes, tty) read their input by."""
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY or not msg.data:
+            continue
+        yield msg.data[0], msg.data[1:]
+
+
+def _kill(p: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        p.kill()
+
+
+async def _finish(p: asyncio.subprocess.Process, feeder: asyncio.Task[None]) -> None:
+    """Stop reading the client, and leave no command running or unreaped
+    (the client may have gone, or the stream failed, before it exited)."""
+    feeder.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await feeder
+    if p.returncode is None:
+        _kill(p)
+        await p.wait()
+
+
 async def _run_pipes(
     ws: web.WebSocketResponse, argv: list[str], env: dict[str, str], want_stdin: bool, v5: bool
 ) -> int:
@@ -209,10 +234,7 @@ async def _run_pipes(
             await _send(ws, channel, chunk)
 
     async def feed() -> None:
-        async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
-                continue
-            ch, data = msg.data[0], msg.data[1:]
+        async for ch, data in _frames(ws):
             if ch == STDIN and p.stdin is not None and data:
                 with contextlib.suppress(ConnectionResetError, BrokenPipeError):
                     p.stdin.write(data)
@@ -220,21 +242,14 @@ async def _run_pipes(
             elif ch == CLOSE and v5 and data[:1] == bytes([STDIN]) and p.stdin is not None:
                 p.stdin.close()
         # The client went away: the command has nobody to talk to.
-        with contextlib.suppress(ProcessLookupError):
-            p.kill()
+        _kill(p)
 
     feeder = asyncio.create_task(feed())
     try:
         await asyncio.gather(pump(p.stdout, STDOUT), pump(p.stderr, STDERR))
         return await p.wait()
     finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
-        if p.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            await p.wait()
+        await _finish(p, feeder)
 
 
 async def _run_tty(
@@ -266,10 +281,7 @@ async def _run_tty(
             await _send(ws, STDOUT, data)
 
     async def feed() -> None:
-        async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
-                continue
-            ch, data = msg.data[0], msg.data[1:]
+        async for ch, data in _frames(ws):
             if ch == STDIN and want_stdin and data:
                 with contextlib.suppress(OSError):
                     os.write(master, data)
@@ -284,8 +296,7 @@ async def _run_tty(
             elif ch == CLOSE and v5 and data[:1] == bytes([STDIN]):
                 with contextlib.suppress(OSError):
                     os.write(master, b"\x04")
-        with contextlib.suppress(ProcessLookupError):
-            p.kill()
+        _kill(p)
 
     feeder = asyncio.create_task(feed())
     try:
@@ -294,10 +305,4 @@ async def _run_tty(
     finally:
         loop.remove_reader(master)
         os.close(master)
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
-        if p.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.kill()
-            await p.wait()
+        await _finish(p, feeder)
