@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
-
 from .errors import ApiError, bad_request, invalid
 from .options import WriteOptions
 from .patch import json_patch, merge_patch, strategic_merge
 from .resources import Obj, ResourceType
 from .selectors import selector_string
-from .writes import APPLY_PATCH, Writes
+from .writes import APPLY_PATCH, Writes, apply_document
 
 API_VERSION = "autoscaling/v1"
 KIND = "Scale"
@@ -138,14 +136,7 @@ class Scales:
         current = to_scale(self.objects.get(rt, ns, name).obj)
         want: str | None = None
         if ctype == APPLY_PATCH:
-            if not opts.field_manager:
-                raise bad_request("fieldManager is required for apply requests")
-            try:
-                doc = yaml.safe_load(raw)
-            except yaml.YAMLError as e:
-                raise bad_request(f"error decoding YAML: {e}") from None
-            if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-                raise bad_request("apply: the applied configuration must set apiVersion and kind")
+            doc = apply_document(raw, opts)
             _check_scale(doc, ns, name)
             patched = merge_patch(current, doc)
             want = (doc.get("metadata") or {}).get("resourceVersion")

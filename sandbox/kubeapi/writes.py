@@ -37,6 +37,22 @@ def _name_mismatch(given: Any, name: str) -> ApiError:
     )
 
 
+def apply_document(raw: bytes, opts: WriteOptions) -> Obj:
+    """The body of a server-side apply request, checked before anything else
+    as the API server does for every resource and for the scale subresource:
+    a fieldManager is named, and the YAML (or JSON) is an object that sets
+    apiVersion and kind."""
+    if not opts.field_manager:
+        raise bad_request("fieldManager is required for apply requests")
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise bad_request(f"error decoding YAML: {e}") from None
+    if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+        raise bad_request("apply: the applied configuration must set apiVersion and kind")
+    return doc
+
+
 class Writes:
     def __init__(self, objects: Objects, ctx: KindContext) -> None:
         self.objects = objects
@@ -176,14 +192,7 @@ class Writes:
         applied configuration in (strategic for built-ins). Field ownership
         (managedFields, conflicts, removing fields a manager stopped applying)
         is not tracked."""
-        if not opts.field_manager:
-            raise bad_request("fieldManager is required for apply requests")
-        try:
-            doc = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise bad_request(f"error decoding YAML: {e}") from None
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            raise bad_request("apply: the applied configuration must set apiVersion and kind")
+        doc = apply_document(raw, opts)
         meta = doc.setdefault("metadata", {})
         if not isinstance(meta, dict) or meta.get("name", name) != name:
             raise _name_mismatch(meta.get("name"), name)
