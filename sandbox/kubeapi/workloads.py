@@ -51,16 +51,23 @@ def _sub(parent: Obj, key: str) -> Obj:
     return v
 
 
-def deployment_defaults(obj: Obj) -> None:
-    spec = _spec(obj)
-    spec.setdefault("replicas", 1)
-    strategy = _sub(spec, "strategy")
+def _rolling_update_defaults(spec: Obj, field: str, rolling: Obj) -> None:
+    """spec[field] (a Deployment's strategy, a DaemonSet's updateStrategy):
+    type RollingUpdate when unset, and a RollingUpdate's rollingUpdate gets
+    `rolling` (maxUnavailable, maxSurge) where unset, as both kinds default."""
+    strategy = _sub(spec, field)
     if not strategy.get("type"):
         strategy["type"] = "RollingUpdate"
     if strategy["type"] == "RollingUpdate":
         ru = _sub(strategy, "rollingUpdate")
-        ru.setdefault("maxUnavailable", "25%")
-        ru.setdefault("maxSurge", "25%")
+        for k, v in rolling.items():
+            ru.setdefault(k, v)
+
+
+def deployment_defaults(obj: Obj) -> None:
+    spec = _spec(obj)
+    spec.setdefault("replicas", 1)
+    _rolling_update_defaults(spec, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
     template_defaults(spec.get("template"))
@@ -74,13 +81,7 @@ def replicaset_defaults(obj: Obj) -> None:
 
 def daemonset_defaults(obj: Obj) -> None:
     spec = _spec(obj)
-    strategy = _sub(spec, "updateStrategy")
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        ru = _sub(strategy, "rollingUpdate")
-        ru.setdefault("maxUnavailable", 1)
-        ru.setdefault("maxSurge", 0)
+    _rolling_update_defaults(spec, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
     spec.setdefault("revisionHistoryLimit", 10)
     template_defaults(spec.get("template"))
 
