@@ -26,11 +26,10 @@ from typing import Any
 
 from bench import cpu
 from bench.report import Row, percentile, summarize_ms
-from bench.sandbox import _connect, delete_all, rss_bytes
+from bench.sandbox import _connect, delete_all, pods_ready, rss_bytes
 from sandbox import cluster, components
 
 SECTION = "workloads"
-PODS = "/api/v1/namespaces/default/pods"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 IDLE_SECONDS = 10.0
 
@@ -56,42 +55,10 @@ def _pod(name: str, root: Path, probe: bool) -> dict[str, Any]:
     }
 
 
-def _ready(obj: dict[str, Any]) -> bool:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
-
-
 async def _pods_ready(kubeconfig: Path, names: list[str], root: Path, probe: bool) -> list[float]:
     """Create the pods at once; seconds from each create call to Ready on a watch."""
-    kube = await _connect(kubeconfig)
-    try:
-        rv = (await kube.get(PODS))["metadata"]["resourceVersion"]
-        started: dict[str, float] = {}
-        done: dict[str, float] = {}
-        all_ready = asyncio.Event()
-
-        async def watch() -> None:
-            async for ev in kube.watch(PODS, rv, bookmarks=False):
-                pod = ev["object"]
-                n = pod["metadata"]["name"]
-                if n in started and n not in done and _ready(pod):
-                    done[n] = time.monotonic() - started[n]
-                    if len(done) == len(names):
-                        all_ready.set()
-                        return
-
-        watcher = asyncio.create_task(watch())
-
-        async def create(n: str) -> None:
-            started[n] = time.monotonic()
-            await kube.create(PODS, _pod(n, root, probe))
-
-        await asyncio.gather(*(create(n) for n in names))
-        await asyncio.wait_for(all_ready.wait(), 180)
-        await watcher
-        return [done[n] for n in names]
-    finally:
-        await kube.close()
+    done = await pods_ready(kubeconfig, names, lambda n: _pod(n, root, probe), timeout=180)
+    return [done[n] for n in names]
 
 
 async def _scale(kubeconfig: Path, root: Path, replicas: int) -> float:
