@@ -42,6 +42,7 @@ from services.controller.topology.policy import (
     PeerSelector,
     PodInfo,
     Policy,
+    meter_rows,
     parse_policy,
     peer_set_rows,
     policy_rows,
@@ -297,7 +298,10 @@ class NetworkPolicies(Kind):
             await self.ctx.sync.remove(owner)
             self.programmed.discard(key)
         else:
-            await self.ctx.sync.sync(owner, self.rows(policy))
+            rows = self.rows(policy)
+            if self._log(policy) is not None:  # the meter its logged drops name
+                await self.ctx.sync.sync(names.netpol_meter_owner(), meter_rows())
+            await self.ctx.sync.sync(owner, rows)
             self.programmed.add(key)
         changed_at = self.changed_at.pop(key, None)
         if changed_at is not None:
@@ -341,6 +345,8 @@ class NetworkPolicies(Kind):
                 self.written_peers[key] = peers
         for peer_key in self.peer_specs:
             rows.extend(self._peer_rows(peer_key))
+        if any(self._log(p) is not None for p in self.policies.values()):
+            rows.extend(meter_rows())
         metrics.NETPOL_POLICIES.set(len(self.programmed))
         return rows
 

@@ -123,6 +123,20 @@ TABLES: dict[str, TableSpec] = {
             named_in_ids=True,
         ),
         TableSpec("Address_Set", managed={"addresses": []}),
+        # Rate limits of logged ACLs (NetworkPolicy drops): a flood of drops
+        # must not flood ovn-controller. A meter names its bands (set whole,
+        # so a new meter and its new band can be written in one transaction;
+        # OVSDB collects a band no meter names).
+        TableSpec(
+            "Meter",
+            managed={"unit": "", "bands": []},
+            refs={"bands": "Meter_Band"},
+        ),
+        TableSpec(
+            "Meter_Band",
+            managed={"action": "", "rate": 0, "burst_size": 0},
+            named_in_ids=True,
+        ),
         TableSpec(
             _PG,
             managed={"ports": []},

@@ -290,9 +290,24 @@ def peer_set_rows(peer: str, ips: Iterable[str]) -> list[DesiredRow]:
     ]  # fmt: skip
 
 
+#: Logged drops per second (and burst) the meter lets through to ovn-controller.
+LOG_RATE = 20
+LOG_BURST = 100
+
+
 def meter_rows() -> list[DesiredRow]:
-    """Not written: the NB Meter needs Meter_Band children kovn does not manage yet."""
-    return []
+    """The Meter every logged NetworkPolicy drop ACL names."""
+    owner = names.netpol_meter_owner()
+    band = f"{names.NETPOL_METER}/drop"
+    return [
+        DesiredRow(
+            "Meter_Band",
+            band,
+            owner,
+            {"action": "drop", "rate": LOG_RATE, "burst_size": LOG_BURST},
+        ),
+        DesiredRow("Meter", names.NETPOL_METER, owner, {"unit": "pktps", "bands": [band]}),
+    ]
 
 
 def _quote(port: str) -> str:

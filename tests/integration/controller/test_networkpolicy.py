@@ -88,6 +88,14 @@ class Pods:
         return f'output("{port}")' in out
 
 
+def _sb_actions(cluster: Cluster) -> str:
+    return subprocess.run(
+        ["ovn-sbctl", f"--db={cluster.ovn.sb_remote}", "--bare", "--columns=actions", "list",
+         "Logical_Flow"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
 async def _policy(cluster: Cluster, ns: str, name: str, **spec: Any) -> None:
     body = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": name, "namespace": ns}, "spec": spec}  # fmt: skip
@@ -244,6 +252,33 @@ async def test_restart_writes_nothing_and_a_bad_policy_gets_an_event(cluster: Cl
     assert pods.trace("default/b", "default/a", 53, "udp")
     assert not pods.trace("default/a", "default/b", 80, "udp")  # egress: dns of peers only
     assert pods.trace("default/b", "default/a", 53, "udp")
+
+    # The namespace asks for its policies' drops to be logged, through a meter.
+    await cluster.kube.merge_patch(
+        "/api/v1/namespaces/default",
+        {"metadata": {"annotations": {"kovn.io/enforcement-log": "true"}}},
+    )
+
+    async def logged() -> bool:
+        await _settled(cluster, replica)
+        found = cluster.nbctl("--bare", "--columns=log,meter,severity,name", "find", "ACL",
+                              "external_ids:kovn-name=netpol/default/p2/ingress/deny")  # fmt: skip
+        return found.split() == [
+            "true",
+            names.NETPOL_METER,
+            "warning",
+            "np:default/p2:ingress/deny",
+        ]
+
+    await until(logged, what="the drop ACLs logged")
+    assert cluster.nbctl("--bare", "--columns=unit", "find", "Meter",
+                         f"name={names.NETPOL_METER}").strip() == "pktps"  # fmt: skip
+    band = cluster.nbctl("--bare", "--columns=bands", "find", "Meter",
+                         f"name={names.NETPOL_METER}").strip()  # fmt: skip
+    assert cluster.nbctl("get", "Meter_Band", band, "rate").strip() == "20"
+    cluster.nbctl("--wait=sb", "sync")
+    flows = _sb_actions(cluster)
+    assert f'meter="{names.NETPOL_METER}"' in flows and 'name="np:default/p2:ingress/deny"' in flows
 
     # A restart over it all writes nothing.
     await cluster.stop_replica(replica)
