@@ -192,7 +192,25 @@ def _port(port: Any, path: str, causes: list[Cause]) -> None:
             )
 
 
+def default_network_policy(policy: Obj) -> None:
+    """kube-apiserver's defaults for networking.k8s.io/v1 NetworkPolicy: a
+    port without a protocol is TCP, and policyTypes left out is Ingress, plus
+    Egress when the policy has egress rules."""
+    spec = policy.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for port in (rule.get("ports") if isinstance(rule, dict) else None) or []:
+                if isinstance(port, dict) and not port.get("protocol"):
+                    port["protocol"] = "TCP"
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+
+
 def validate_network_policy(policy: Obj) -> list[Cause]:
+    """Defaults applied first, as the real server does, then the checks."""
+    default_network_policy(policy)
     spec = policy.get("spec")
     if not isinstance(spec, dict):
         return [("spec", "FieldValueRequired", "Required value")]

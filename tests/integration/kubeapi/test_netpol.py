@@ -44,6 +44,24 @@ async def test_valid_policy_is_stored(kapi: Pair) -> None:
     assert np.spec.ingress[0].ports[0].end_port == 90
 
 
+async def test_policy_types_and_protocols_are_defaulted(kapi: Pair) -> None:
+    net = client.NetworkingV1Api(kapi[1])
+    ingress_only = {"ingress": [{"ports": [{"port": 80}]}]}
+    got = await net.create_namespaced_network_policy("default", policy("d-in", ingress_only))
+    assert got.spec.policy_types == ["Ingress"]
+    assert got.spec.ingress[0].ports[0].protocol == "TCP"
+    both = {"egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 443}]}]}
+    got = await net.create_namespaced_network_policy("default", policy("d-eg", both))
+    assert got.spec.policy_types == ["Ingress", "Egress"]
+    assert [p.protocol for p in got.spec.egress[0].ports] == ["UDP", "TCP"]
+    # An empty egress list is no egress rule: Ingress only; explicit types are kept.
+    got = await net.create_namespaced_network_policy("default", policy("d-empty", {"egress": []}))
+    assert got.spec.policy_types == ["Ingress"]
+    kept = {"policyTypes": ["Egress"]}
+    got = await net.create_namespaced_network_policy("default", policy("d-kept", kept))
+    assert got.spec.policy_types == ["Egress"]
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
