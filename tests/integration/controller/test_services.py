@@ -119,9 +119,10 @@ async def test_services_follow_their_endpoint_slices(cluster: Cluster) -> None:
     assert members == [_lb(cluster, "web", "_uuid")]
     assert "reject=true" in _lb(cluster, "web", "options")
     # Visible as metrics: backends per Service, and slice change -> NB latency.
-    assert (
-        REGISTRY.get_sample_value("kovn_lb_backends", {"namespace": "default", "service": "web"})
-        == 2
+    # (nbctl sees the rows a moment before the controller's write returns)
+    labels = {"namespace": "default", "service": "web"}
+    await until(
+        lambda: REGISTRY.get_sample_value("kovn_lb_backends", labels) == 2, what="backend metric"
     )
     assert (REGISTRY.get_sample_value("kovn_endpointslice_to_nb_seconds_count") or 0) >= 1
 
