@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 
+from sandbox.controllers.podutil import controller_ref
 from services.common.kube import KubeClient, KubeError
 from services.common.tasks import cancel_and_wait
 
@@ -307,6 +308,17 @@ class KeyedController:
     def enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
         """A handler: reconcile the object's own key."""
         self.workers.add(key_of(obj))
+
+    def owner_handler(self, kind: str) -> Callable[[str, Obj, Obj | None], None]:
+        """A pod handler that wakes the `kind` object controlling the pod
+        (its controller ownerReference), for controllers that own pods."""
+
+        def on_pod(event: str, pod: Obj, old: Obj | None) -> None:
+            ref = controller_ref(pod)
+            if ref is not None and ref.get("kind") == kind:
+                self.workers.add((pod["metadata"]["namespace"], ref["name"]))
+
+        return on_pod
 
     def resync(self) -> None:
         for obj in self.primary.objects():

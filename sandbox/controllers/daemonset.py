@@ -155,7 +155,7 @@ class DaemonSetController(KeyedController):
         self.pods = pods
         self.podctl = PodControl(kube, pods, COMPONENT)
         nodes.handlers.append(self._on_node)
-        pods.handlers.append(self._on_pod)
+        pods.handlers.append(self.owner_handler(KIND))
 
     def _on_node(self, kind: str, node: Obj, old: Obj | None) -> None:
         if old is not None and kind != "DELETED":
@@ -166,11 +166,6 @@ class DaemonSetController(KeyedController):
             ):
                 return  # a heartbeat: nothing eligibility depends on changed
         self.resync()
-
-    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == KIND:
-            self.workers.add((pod["metadata"]["namespace"], ref["name"]))
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key

@@ -140,12 +140,7 @@ class JobController(KeyedController):
         self.jobs = jobs
         self.pods = pods
         self.podctl = PodControl(kube, pods, COMPONENT)
-        pods.handlers.append(self._on_pod)
-
-    def _on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
-        ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == KIND:
-            self.workers.add((pod["metadata"]["namespace"], ref["name"]))
+        pods.handlers.append(self.owner_handler(KIND))
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key

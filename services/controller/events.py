@@ -79,15 +79,20 @@ class EventRecorder:
             log.warning("could not post event", reason=reason, error=str(exc))
 
 
-def pod_ref(pod: Obj) -> Obj:
-    meta = pod.get("metadata") or {}
+def object_ref(kind: str, api_version: str, obj: Obj) -> Obj:
+    """The involvedObject of an Event about a namespaced object."""
+    meta = obj.get("metadata") or {}
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
+        "apiVersion": api_version,
+        "kind": kind,
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "uid": meta.get("uid"),
     }
+
+
+def pod_ref(pod: Obj) -> Obj:
+    return object_ref("Pod", "v1", pod)
 
 
 def cluster_ref(kind: str, api_version: str, obj: Obj) -> Obj:

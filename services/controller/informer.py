@@ -180,20 +180,31 @@ def _rv(obj: Obj) -> str:
     return str(meta.get("resourceVersion", ""))
 
 
+def trim_meta(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The identity every cached object keeps (name, namespace, uid,
+    resourceVersion), plus what its kind reads."""
+    out = {
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+        **extra,
+    }
+    if meta.get("namespace") is not None:
+        out["namespace"] = meta.get("namespace")
+    return out
+
+
 def trim_pod(pod: Obj) -> Obj:
     """The parts of a pod the controller reads."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": meta.get("annotations") or {},
-            "labels": meta.get("labels") or {},
-            "deletionTimestamp": meta.get("deletionTimestamp"),
-        },
+        "metadata": trim_meta(
+            meta,
+            annotations=meta.get("annotations") or {},
+            labels=meta.get("labels") or {},
+            deletionTimestamp=meta.get("deletionTimestamp"),
+        ),
         "spec": {
             "nodeName": spec.get("nodeName") or "",
             "hostNetwork": bool(spec.get("hostNetwork")),
@@ -211,11 +222,4 @@ def trim_pod(pod: Obj) -> Obj:
 
 def trim_node(node: Obj) -> Obj:
     meta = node.get("metadata") or {}
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": meta.get("annotations") or {},
-        }
-    }
+    return {"metadata": trim_meta(meta, annotations=meta.get("annotations") or {})}

@@ -31,6 +31,8 @@ import structlog
 from services.common.kube import Obj
 from services.controller import metrics
 from services.controller.context import Context, nic_key
+from services.controller.events import object_ref
+from services.controller.informer import trim_meta
 from services.controller.kind import Kind, Watch
 from services.controller.nb.rows import DesiredRow
 from services.controller.topology import names
@@ -58,13 +60,9 @@ def trim_policy(obj: Obj) -> Obj:
     meta = obj.get("metadata") or {}
     ann = meta.get("annotations") or {}
     return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {k: v for k, v in ann.items() if k == ENFORCEMENT_LOG},
-        },
+        "metadata": trim_meta(
+            meta, annotations={k: v for k, v in ann.items() if k == ENFORCEMENT_LOG}
+        ),
         "spec": obj.get("spec") or {},
     }
 
@@ -318,7 +316,7 @@ class NetworkPolicies(Kind):
             await self.refresh_peer(peer_key)
         if policy is not None and policy.problems and obj is not None:
             await self.ctx.events.warning(
-                _ref(obj),
+                object_ref("NetworkPolicy", "networking.k8s.io/v1", obj),
                 "NetworkPolicyNotFullyEnforced",
                 "kovn cannot enforce " + "; ".join(policy.problems),
             )
@@ -378,14 +376,3 @@ def _log_on(obj: Obj | None) -> bool:
         return False
     ann = (obj.get("metadata") or {}).get("annotations") or {}
     return str(ann.get(ENFORCEMENT_LOG, "")).lower() == "true"
-
-
-def _ref(policy: Obj) -> Obj:
-    meta = policy.get("metadata") or {}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-    }

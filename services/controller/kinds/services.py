@@ -16,6 +16,7 @@ from collections.abc import Hashable, Iterable
 from services.common.kube import Obj
 from services.controller import metrics
 from services.controller.context import Context
+from services.controller.events import object_ref
 from services.controller.kind import Kind, Watch
 from services.controller.nb.rows import DesiredRow
 from services.controller.topology import names
@@ -70,7 +71,7 @@ class Services(Kind):
         service = self.ctx.informers["services"].get(key)
         if lbs.problems and service is not None:
             await self.ctx.events.warning(
-                _ref(service),
+                object_ref("Service", "v1", service),
                 "ServiceNotFullyProgrammed",
                 "kovn cannot program " + "; ".join(lbs.problems) + " (TCP, UDP and SCTP are)",
             )
@@ -122,14 +123,3 @@ class EndpointSlices(Kind):
             await self.reconcile(key)
         # Not changes: the take-over's own catch-up is not a latency to report.
         self._services().changed_at.clear()
-
-
-def _ref(service: Obj) -> Obj:
-    meta = service.get("metadata") or {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-    }
